@@ -1,0 +1,149 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# Print the path of a kernel source tree whose tools/testing/selftests/kvm
+# framework the suite builds against.  On first use the tree is provisioned
+# from Debian's linux-source-* packages into the project's cache; progress
+# goes to stderr, the path alone to stdout.
+#
+#   lts       linux-source-6.12 from the machine's own apt sources
+#   mainline  the newest linux-source-* of Debian unstable, fetched with a
+#             private apt state whose archive URI is taken from the
+#             machine's own apt configuration
+#
+# SNP_RMP_CACHE overrides the cache folder (default: <project>/.cache).
+# SNP_RMP_REFRESH=1 looks for a newer mainline package even when one is cached.
+
+set -eu
+set -o pipefail
+
+LTS_PACKAGE=linux-source-6.12
+
+die() {
+	echo "ksrc: $*" >&2
+	exit 1
+}
+
+say() {
+	echo "ksrc: $*" >&2
+}
+
+usage() {
+	echo "usage: $0 [lts|mainline]" >&2
+	exit 2
+}
+
+project=$(cd "$(dirname "$0")/.." && pwd)
+cache=${SNP_RMP_CACHE:-$project/.cache}
+
+need_apt() {
+	if ! command -v apt-get >/dev/null 2>&1 || ! command -v dpkg-deb >/dev/null 2>&1; then
+		die "no apt-get/dpkg-deb here: not a Debian machine; set KSRC=/path/to/linux (6.12 or newer)"
+	fi
+	command -v xz >/dev/null 2>&1 || die "xz is missing: apt-get install xz-utils (or run 'make deps')"
+}
+
+# unpack DEB: extract the source tarball inside a Debian linux-source package
+# into $cache/src/<name>, atomically, and print that path.
+unpack() {
+	local deb=$1 name tmp
+
+	name=$(dpkg-deb -f "$deb" Package)
+	if [ -f "$cache/src/$name/.snp-rmp-complete" ]; then
+		echo "$cache/src/$name"
+		return
+	fi
+	say "unpacking $(basename "$deb") into $cache/src/$name"
+	mkdir -p "$cache/src"
+	tmp=$(mktemp -d "$cache/src/.unpack.XXXXXX")
+	# The package holds /usr/src/<name>.tar.xz; the tarball holds <name>/.
+	dpkg-deb --fsys-tarfile "$deb" |
+		tar -xO "./usr/src/$name.tar.xz" |
+		xz -dc -T0 | tar -x -C "$tmp" ||
+		{ rm -rf "$tmp"; die "could not unpack $deb"; }
+	[ -d "$tmp/$name/tools/testing/selftests/kvm" ] ||
+		{ rm -rf "$tmp"; die "$deb holds no tools/testing/selftests/kvm"; }
+	touch "$tmp/$name/.snp-rmp-complete"
+	rm -rf "${cache:?}/src/$name"
+	mv "$tmp/$name" "$cache/src/$name"
+	rmdir "$tmp"
+	echo "$cache/src/$name"
+}
+
+# fetch PKG [APT_OPTIONS...]: download a package into the cache, print its path.
+fetch() {
+	local pkg=$1 deb
+
+	shift
+	mkdir -p "$cache/debs"
+	deb=$(find "$cache/debs" -maxdepth 1 -name "${pkg}_*.deb" | sort -V | tail -n 1)
+	if [ -z "$deb" ]; then
+		say "downloading $pkg"
+		(cd "$cache/debs" && apt-get -q "$@" download "$pkg" >&2) ||
+			die "apt-get download $pkg failed (run 'apt-get update' first, or set KSRC=)"
+		deb=$(find "$cache/debs" -maxdepth 1 -name "${pkg}_*.deb" | sort -V | tail -n 1)
+	fi
+	[ -n "$deb" ] || die "no $pkg package was downloaded"
+	echo "$deb"
+}
+
+lts() {
+	local src=$cache/src/$LTS_PACKAGE
+
+	if [ -f "$src/.snp-rmp-complete" ]; then
+		echo "$src"
+		return
+	fi
+	need_apt
+	if ! apt-cache show "$LTS_PACKAGE" >/dev/null 2>&1; then
+		say "$LTS_PACKAGE is not in the apt lists; running apt-get update"
+		apt-get -q update >&2 || die "apt-get update failed"
+	fi
+	unpack "$(fetch "$LTS_PACKAGE")"
+}
+
+# The main archive's URI as this machine's apt configuration names it: the
+# repository of a release without a suffix such as -security or -updates.
+archive_uri() {
+	# shellcheck disable=SC2016 # apt's format fields, not shell expansions
+	apt-get indextargets --format '$(REPO_URI) $(RELEASE)' 2>/dev/null |
+		awk '$2 !~ /-/ { print $1; exit }'
+}
+
+mainline() {
+	local state=$cache/apt-unstable link=$cache/src/mainline uri keyring pkg
+	local -a opts
+
+	if [ -f "$link/.snp-rmp-complete" ] && [ "${SNP_RMP_REFRESH:-0}" != 1 ]; then
+		readlink -f "$link"
+		return
+	fi
+	need_apt
+	uri=$(archive_uri)
+	[ -n "$uri" ] || die "no Debian archive URI in this machine's apt configuration; set KSRC="
+	keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+	mkdir -p "$state/lists/partial" "$state/cache/archives/partial"
+	if [ -f "$keyring" ]; then
+		echo "deb [signed-by=$keyring] $uri unstable main" >"$state/sources.list"
+	else
+		echo "deb $uri unstable main" >"$state/sources.list"
+	fi
+	opts=(-o "Dir::Etc::SourceList=$state/sources.list"
+	      -o "Dir::Etc::SourceParts=$state/no-parts"
+	      -o "Dir::State::Lists=$state/lists"
+	      -o "Dir::Cache=$state/cache")
+	say "reading Debian unstable's package list"
+	apt-get -q "${opts[@]}" update >&2 || die "apt-get update of unstable failed"
+	pkg=$(apt-cache "${opts[@]}" pkgnames linux-source- |
+		grep -E '^linux-source-[0-9]+\.[0-9]+$' | sort -V | tail -n 1)
+	[ -n "$pkg" ] || die "Debian unstable lists no linux-source-X.Y package"
+	ln -sfn "$(basename "$(unpack "$(fetch "$pkg" "${opts[@]}")")")" "$link"
+	readlink -f "$link"
+}
+
+[ $# -le 1 ] || usage
+case "${1:-lts}" in
+lts) lts ;;
+mainline) mainline ;;
+*) usage ;;
+esac
