@@ -1,11 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * lib/thp_util.c on fixed inputs: the sysfs mode parser and the smaps
- * AnonHugePages sum, against a synthetic smaps file whose answer is known.
+ * lib/thp_util.c: the parsers on fixed inputs whose answers are known, then
+ * the live probes on a real THP area of this process, which must see a
+ * PMD mapping appear on fault and go away when one 4K of it is discarded.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
+#include <sys/mman.h>
 
 #include "test_util.h"
 #include "snp_util.h"
@@ -86,11 +90,95 @@ static void test_smaps_anon_huge(void)
 	ksft_test_result(ok, "smaps_anon_huge_kb\n");
 }
 
+static void test_vmstat_parse(void)
+{
+	static const char text[] = "nr_free_pages 100\nthp_fault_alloc 7\n"
+				   "thp_split_pmd 12\nthp_collapse_alloc 3\n";
+	struct rmpt_thp_stats before, after;
+	FILE *f;
+
+	f = fmemopen((void *)text, sizeof(text) - 1, "r");
+	TEST_ASSERT(f, "fmemopen");
+	rmpt_thp_stats_parse(f, &before);
+	fclose(f);
+	after = before;
+	after.val[RMPT_THP_SPLIT_PMD] += 5;
+
+	ksft_test_result(before.val[RMPT_THP_FAULT_ALLOC] == 7 &&
+			 before.val[RMPT_THP_SPLIT_PMD] == 12 &&
+			 before.val[RMPT_THP_COLLAPSE_ALLOC] == 3 &&
+			 before.val[RMPT_THP_SPLIT_PAGE] == RMPT_STAT_ABSENT &&
+			 rmpt_thp_stat_delta(&before, &after, RMPT_THP_SPLIT_PMD) == 5 &&
+			 rmpt_thp_stat_delta(&before, &after, RMPT_THP_SPLIT_PAGE) ==
+			 RMPT_STAT_ABSENT,
+			 "vmstat_parse\n");
+}
+
+static bool probe_says(const char *what, int got, int want)
+{
+	if (got == want)
+		return true;
+	ksft_print_msg("%s: expected %d, got %d%s%s\n", what, want, got,
+		       got < 0 ? " " : "", got < 0 ? strerror(-got) : "");
+	return false;
+}
+
+/*
+ * Fault a THP in, discard one 4K of it, collapse it back: the probes must
+ * follow each step, and thp_split_pmd must count the split.
+ */
+static void test_live_split_and_collapse(void)
+{
+	enum rmpt_thp_mode mode = rmpt_thp_mode();
+	struct rmpt_thp_stats before, after;
+	bool ok = true;
+	char *area;
+	int ret;
+
+	if (mode != RMPT_THP_MADVISE && mode != RMPT_THP_ALWAYS) {
+		ksft_test_result_skip("live_pmd_split: THP is %s in sysfs\n",
+				      rmpt_thp_mode_name(mode));
+		ksft_test_result_skip("live_collapse: THP is %s in sysfs\n",
+				      rmpt_thp_mode_name(mode));
+		return;
+	}
+	area = rmpt_thp_alloc(RMPT_SZ_2M);
+	memset(area, 0x5a, RMPT_SZ_2M);
+	ok &= probe_says("PMD-mapped after fault", rmpt_pmd_mapped(area), 1);
+	ok &= probe_says("THP-backed after fault", rmpt_thp_backed(area), 1);
+
+	rmpt_thp_stats_read(&before);
+	TEST_ASSERT(!madvise(area + 7 * RMPT_SZ_4K, RMPT_SZ_4K, MADV_DONTNEED),
+		    "MADV_DONTNEED: %s", strerror(errno));
+	rmpt_thp_stats_read(&after);
+	ok &= probe_says("PMD-mapped after 4K discard", rmpt_pmd_mapped(area), 0);
+	ok &= probe_says("THP-backed after 4K discard", rmpt_thp_backed(area), 0);
+	ok &= probe_says("thp_split_pmd delta >= 1",
+			 rmpt_thp_stat_delta(&before, &after, RMPT_THP_SPLIT_PMD) >= 1, 1);
+	ok &= probe_says("other pages kept", area[8 * RMPT_SZ_4K] == 0x5a, 1);
+	ksft_test_result(ok, "live_pmd_split\n");
+
+	area[7 * RMPT_SZ_4K] = 0x5a;
+	ret = rmpt_collapse(area, RMPT_SZ_2M);
+	if (ret == -EAGAIN) {
+		ksft_test_result_skip("live_collapse: MADV_COLLAPSE found no huge page now\n");
+	} else {
+		ok = probe_says("MADV_COLLAPSE", ret, 0);
+		ok &= probe_says("PMD-mapped after collapse", rmpt_pmd_mapped(area), 1);
+		ok &= probe_says("data kept by collapse", area[7 * RMPT_SZ_4K] == 0x5a &&
+				 area[RMPT_SZ_2M - 1] == 0x5a, 1);
+		ksft_test_result(ok, "live_collapse\n");
+	}
+	rmpt_thp_free(area, RMPT_SZ_2M);
+}
+
 int main(void)
 {
 	ksft_print_header();
-	ksft_set_plan(2);
+	ksft_set_plan(5);
 	test_parse_mode();
 	test_smaps_anon_huge();
+	test_vmstat_parse();
+	test_live_split_and_collapse();
 	ksft_finished();
 }
