@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * snp-rmp selftests: how the host sees a fault on memory it must not touch.
+ *
+ * SIGBUS capture: one process-wide handler and per-thread state, so any
+ * number of threads can probe at once.  Only an access made through
+ * rmpt_try_*() is "armed"; a SIGBUS that arrives anywhere else is not
+ * swallowed: the handler restores SIG_DFL and the signal kills the process
+ * as it would without us, so the harness reports it.  A test that is still
+ * running has therefore seen no unexpected SIGBUS; to assert that around a
+ * block of code in isolation, run the block in a child and check that it
+ * did not die of SIGBUS.
+ *
+ * EFAULT probes: kernel-mediated writes (read() from a pipe and from
+ * /dev/zero, process_vm_writev()) into a range the host may not write must
+ * fail with EFAULT.  They never read the range themselves: the caller knows
+ * what it holds and checks it afterwards, if it is readable at all.
+ */
+#ifndef SELFTEST_KVM_SNP_FAULT_H
+#define SELFTEST_KVM_SNP_FAULT_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <linux/types.h>
+
+/* What one rmpt_try_*() access saw; without a fault only start_ns is set. */
+struct rmpt_fault {
+	bool faulted;
+	int signo;		/* siginfo si_signo */
+	int code;		/* siginfo si_code, e.g. BUS_ADRERR */
+	void *addr;		/* siginfo si_addr */
+	u64 start_ns;		/* CLOCK_MONOTONIC just before the access */
+	u64 handler_ns;		/* CLOCK_MONOTONIC on handler entry */
+};
+
+/* rmpt_check_sigbus() result: 0, or these bits for what did not match. */
+#define RMPT_SIGBUS_MISSING	0x1	/* no signal at all */
+#define RMPT_SIGBUS_SIGNO	0x2	/* a signal other than SIGBUS */
+#define RMPT_SIGBUS_ADDR	0x4	/* si_addr differs */
+#define RMPT_SIGBUS_CODE	0x8	/* si_code differs */
+
+void rmpt_sigbus_init(void);
+const char *rmpt_sigbus_code_name(int code);
+
+/* One access: true if it completed.  Only SIGBUS is caught, SIGSEGV still kills. */
+bool rmpt_try_write(void *addr, u64 val, struct rmpt_fault *f);
+bool rmpt_try_read(void *addr, u64 *val, struct rmpt_fault *f);
+bool rmpt_try_write_u8(void *addr, u8 val, struct rmpt_fault *f);
+bool rmpt_try_read_u8(void *addr, u8 *val, struct rmpt_fault *f);
+
+int rmpt_check_sigbus(const struct rmpt_fault *f, void *want_addr, int want_code,
+		      char *why, size_t len);
+
+/* TEST_ASSERTs; the sigbus ones want BUS_ADRERR at exactly addr. */
+void rmpt_expect_sigbus_write(void *addr);
+void rmpt_expect_sigbus_read(void *addr);
+void rmpt_expect_no_sigbus_write(void *addr, u64 val);
+u64 rmpt_expect_no_sigbus_read(void *addr);
+
+/* EFAULT probes: 0 or -errno of the kernel-mediated write. */
+u8 rmpt_pattern_byte(size_t off);
+int rmpt_pipe_read_into(void *dst, size_t len);
+int rmpt_devzero_read_into(void *dst, size_t len);
+int rmpt_process_vm_write_into(void *dst, size_t len);
+void rmpt_expect_efault_writes(void *dst, size_t len);
+void rmpt_expect_bytes(const void *p, u8 val, size_t len);
+
+#endif /* SELFTEST_KVM_SNP_FAULT_H */

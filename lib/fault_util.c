@@ -1,0 +1,422 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Faults the host takes on memory it must not touch: SIGBUS on a direct
+ * access, caught per thread, and EFAULT from writes the kernel makes on
+ * our behalf.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <string.h>
+#include <time.h>
+#include <sys/uio.h>
+#include <linux/compiler.h>
+#include <linux/kernel.h>
+
+#include "test_util.h"
+#include "snp_fault.h"
+
+/* Written by rmpt_expect_sigbus_write(): easy to spot if it ever lands. */
+#define RMPT_SIGBUS_POISON	0x5349474255535f21UL	/* "SIGBUS_!" */
+#define RMPT_PROBE_CHUNK	4096
+
+/*
+ * Per thread, so that threads probing at once never see each other's
+ * faults.  armed is set only around the one access that may fault.
+ */
+struct sigbus_state {
+	sigjmp_buf env;
+	sig_atomic_t armed;	/* READ_ONCE/WRITE_ONCE: the handler reads it */
+	int signo;
+	int code;
+	void *addr;
+	u64 handler_ns;
+};
+
+static __thread struct sigbus_state sigbus_tls;
+static pthread_once_t sigbus_once = PTHREAD_ONCE_INIT;
+
+enum access_op {
+	ACCESS_READ_U8,
+	ACCESS_WRITE_U8,
+	ACCESS_READ_U64,
+	ACCESS_WRITE_U64,
+};
+
+/* clock_gettime() is async-signal-safe, so the handler may use this too. */
+static u64 now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000UL + ts.tv_nsec;
+}
+
+/*
+ * A SIGBUS nobody armed for is a real failure: hand it back to the default
+ * action rather than count it, so that it kills the process with the
+ * signal the harness and any parent expect to see.  Re-raise instead of
+ * relying on the fault to recur: a sent SIGBUS (kill, BUS_MCEERR_AO) would
+ * not.  It stays pending until the handler returns.
+ */
+static void sigbus_pass_on(void)
+{
+	struct sigaction dfl = { .sa_handler = SIG_DFL };
+
+	sigaction(SIGBUS, &dfl, NULL);
+	raise(SIGBUS);
+}
+
+static void sigbus_handler(int sig, siginfo_t *si, void *ucontext)
+{
+	struct sigbus_state *t = &sigbus_tls;
+
+	if (!READ_ONCE(t->armed)) {
+		sigbus_pass_on();
+		return;
+	}
+	t->handler_ns = now_ns();
+	WRITE_ONCE(t->armed, 0);
+	t->signo = si->si_signo;
+	t->code = si->si_code;
+	t->addr = si->si_addr;
+	siglongjmp(t->env, 1);
+}
+
+static void sigbus_install(void)
+{
+	struct sigaction sa = {
+		.sa_sigaction = sigbus_handler,
+		.sa_flags = SA_SIGINFO,
+	};
+
+	sigemptyset(&sa.sa_mask);
+	TEST_ASSERT(!sigaction(SIGBUS, &sa, NULL),
+		    "sigaction(SIGBUS): expected 0, got errno %d (%s)",
+		    errno, strerror(errno));
+}
+
+/* Install the process-wide handler; safe to call from any thread, any time. */
+void rmpt_sigbus_init(void)
+{
+	pthread_once(&sigbus_once, sigbus_install);
+}
+
+/* Someone else's handler would see our faults instead: refuse to probe. */
+static void sigbus_assert_ours(void)
+{
+	struct sigaction cur;
+
+	rmpt_sigbus_init();
+	TEST_ASSERT(!sigaction(SIGBUS, NULL, &cur), "sigaction(SIGBUS) query failed");
+	TEST_ASSERT((cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == sigbus_handler,
+		    "SIGBUS handler: expected rmpt's, got %p (replaced by someone else)",
+		    (void *)cur.sa_sigaction);
+}
+
+const char *rmpt_sigbus_code_name(int code)
+{
+	switch (code) {
+	case BUS_ADRALN:
+		return "BUS_ADRALN";
+	case BUS_ADRERR:
+		return "BUS_ADRERR";
+	case BUS_OBJERR:
+		return "BUS_OBJERR";
+	case BUS_MCEERR_AR:
+		return "BUS_MCEERR_AR";
+	case BUS_MCEERR_AO:
+		return "BUS_MCEERR_AO";
+	default:
+		return "?";
+	}
+}
+
+/*
+ * One access with this thread armed.  sigsetjmp() saves the signal mask so
+ * that the longjmp out of the handler unblocks SIGBUS again.
+ */
+static bool try_access(void *addr, enum access_op op, u64 *val, struct rmpt_fault *f)
+{
+	struct sigbus_state *t = &sigbus_tls;
+
+	sigbus_assert_ours();
+	memset(f, 0, sizeof(*f));
+	f->start_ns = now_ns();
+	if (sigsetjmp(t->env, 1)) {
+		f->faulted = true;
+		f->signo = t->signo;
+		f->code = t->code;
+		f->addr = t->addr;
+		f->handler_ns = t->handler_ns;
+		return false;
+	}
+
+	WRITE_ONCE(t->armed, 1);
+	switch (op) {
+	case ACCESS_READ_U8:
+		*val = READ_ONCE(*(u8 *)addr);
+		break;
+	case ACCESS_WRITE_U8:
+		WRITE_ONCE(*(u8 *)addr, (u8)*val);
+		break;
+	case ACCESS_READ_U64:
+		*val = READ_ONCE(*(u64 *)addr);
+		break;
+	case ACCESS_WRITE_U64:
+		WRITE_ONCE(*(u64 *)addr, *val);
+		break;
+	}
+	WRITE_ONCE(t->armed, 0);
+	return true;
+}
+
+/* True if the write completed, false if it raised SIGBUS (see *f). */
+bool rmpt_try_write(void *addr, u64 val, struct rmpt_fault *f)
+{
+	return try_access(addr, ACCESS_WRITE_U64, &val, f);
+}
+
+bool rmpt_try_read(void *addr, u64 *val, struct rmpt_fault *f)
+{
+	return try_access(addr, ACCESS_READ_U64, val, f);
+}
+
+bool rmpt_try_write_u8(void *addr, u8 val, struct rmpt_fault *f)
+{
+	u64 v = val;
+
+	return try_access(addr, ACCESS_WRITE_U8, &v, f);
+}
+
+bool rmpt_try_read_u8(void *addr, u8 *val, struct rmpt_fault *f)
+{
+	u64 v;
+
+	if (!try_access(addr, ACCESS_READ_U8, &v, f))
+		return false;
+	*val = v;
+	return true;
+}
+
+/*
+ * 0 if f is a SIGBUS at exactly want_addr with want_code, else the
+ * RMPT_SIGBUS_* bits that differ and, in why, what was expected and got.
+ */
+int rmpt_check_sigbus(const struct rmpt_fault *f, void *want_addr, int want_code,
+		      char *why, size_t len)
+{
+	int bad = 0;
+
+	if (!f->faulted) {
+		bad = RMPT_SIGBUS_MISSING;
+	} else {
+		if (f->signo != SIGBUS)
+			bad |= RMPT_SIGBUS_SIGNO;
+		if (f->addr != want_addr)
+			bad |= RMPT_SIGBUS_ADDR;
+		if (f->code != want_code)
+			bad |= RMPT_SIGBUS_CODE;
+	}
+	if (!why || !len)
+		return bad;
+
+	if (!bad)
+		why[0] = '\0';
+	else if (!f->faulted)
+		snprintf(why, len, "expected SIGBUS at %p code %d (%s), got no fault",
+			 want_addr, want_code, rmpt_sigbus_code_name(want_code));
+	else
+		snprintf(why, len,
+			 "expected SIGBUS at %p code %d (%s), got signal %d (%s) at %p code %d (%s)",
+			 want_addr, want_code, rmpt_sigbus_code_name(want_code),
+			 f->signo, strsignal(f->signo), f->addr, f->code,
+			 f->signo == SIGBUS ? rmpt_sigbus_code_name(f->code) : "?");
+	return bad;
+}
+
+static void expect_sigbus(void *addr, bool write)
+{
+	struct rmpt_fault f = {};
+	u64 val = RMPT_SIGBUS_POISON;
+	char why[256];
+	int bad;
+
+	if (write)
+		rmpt_try_write(addr, val, &f);
+	else
+		rmpt_try_read(addr, &val, &f);
+	bad = rmpt_check_sigbus(&f, addr, BUS_ADRERR, why, sizeof(why));
+	TEST_ASSERT(!bad, "%s %p: %s", write ? "write" : "read", addr, why);
+}
+
+/* Assert that an 8-byte write/read at addr raises SIGBUS BUS_ADRERR at addr. */
+void rmpt_expect_sigbus_write(void *addr)
+{
+	expect_sigbus(addr, true);
+}
+
+void rmpt_expect_sigbus_read(void *addr)
+{
+	expect_sigbus(addr, false);
+}
+
+/* Arguments are evaluated in any order: call first, then report f. */
+static void expect_no_sigbus(const char *what, void *addr, bool completed,
+			     const struct rmpt_fault *f)
+{
+	TEST_ASSERT(completed,
+		    "%s %p: expected no fault, got signal %d (%s) at %p code %d (%s)",
+		    what, addr, f->signo, strsignal(f->signo), f->addr, f->code,
+		    rmpt_sigbus_code_name(f->code));
+}
+
+void rmpt_expect_no_sigbus_write(void *addr, u64 val)
+{
+	struct rmpt_fault f = {};
+	bool completed = rmpt_try_write(addr, val, &f);
+
+	expect_no_sigbus("write", addr, completed, &f);
+}
+
+/* Returns the value read. */
+u64 rmpt_expect_no_sigbus_read(void *addr)
+{
+	struct rmpt_fault f = {};
+	u64 val = 0;
+	bool completed = rmpt_try_read(addr, &val, &f);
+
+	expect_no_sigbus("read", addr, completed, &f);
+	return val;
+}
+
+/* What the pipe and process_vm_writev probes write at offset off: never constant. */
+u8 rmpt_pattern_byte(size_t off)
+{
+	return (u8)(off ^ (off >> 8) ^ 0xa5);
+}
+
+static void fill_pattern(u8 *buf, size_t off, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		buf[i] = rmpt_pattern_byte(off + i);
+}
+
+/* read() exactly len bytes into dst; 0, or -errno of the read() that failed. */
+static int read_fully(int fd, u8 *dst, size_t len)
+{
+	size_t done = 0;
+	ssize_t r;
+
+	while (done < len) {
+		r = read(fd, dst + done, len - done);
+		if (r < 0)
+			return -errno;
+		TEST_ASSERT(r > 0, "read(fd %d): expected data, got EOF at 0x%zx of 0x%zx",
+			    fd, done, len);
+		done += r;
+	}
+	return 0;
+}
+
+/*
+ * Pass the pattern through a pipe into dst, one chunk at a time so that a
+ * write never waits for a reader.  Returns 0 or -errno of read().
+ */
+int rmpt_pipe_read_into(void *dst, size_t len)
+{
+	u8 chunk[RMPT_PROBE_CHUNK];
+	size_t done, n;
+	int fds[2], ret = 0;
+	ssize_t w;
+
+	TEST_ASSERT(!pipe2(fds, O_CLOEXEC), "pipe2: expected 0, got errno %d (%s)",
+		    errno, strerror(errno));
+	for (done = 0; !ret && done < len; done += n) {
+		n = min(len - done, sizeof(chunk));
+		fill_pattern(chunk, done, n);
+		w = write(fds[1], chunk, n);
+		TEST_ASSERT(w == (ssize_t)n, "pipe write: expected %zu bytes, got %zd",
+			    n, w);
+		ret = read_fully(fds[0], (u8 *)dst + done, n);
+	}
+	/* Whatever a failed read() left in the pipe goes with it. */
+	close(fds[0]);
+	close(fds[1]);
+	return ret;
+}
+
+/* read() /dev/zero into dst.  Returns 0 or -errno of read(). */
+int rmpt_devzero_read_into(void *dst, size_t len)
+{
+	int fd, ret;
+
+	fd = open("/dev/zero", O_RDONLY | O_CLOEXEC);
+	TEST_ASSERT(fd >= 0, "open /dev/zero: expected an fd, got errno %d (%s)",
+		    errno, strerror(errno));
+	ret = read_fully(fd, dst, len);
+	close(fd);
+	return ret;
+}
+
+/*
+ * process_vm_writev() the pattern into our own dst: the kernel writes
+ * through get_user_pages rather than through our page tables' access
+ * rights.  Returns 0 or -errno of process_vm_writev().
+ */
+int rmpt_process_vm_write_into(void *dst, size_t len)
+{
+	u8 chunk[RMPT_PROBE_CHUNK];
+	struct iovec local, remote;
+	size_t done = 0, n;
+	ssize_t w;
+
+	while (done < len) {
+		n = min(len - done, sizeof(chunk));
+		fill_pattern(chunk, done, n);
+		local = (struct iovec){ .iov_base = chunk, .iov_len = n };
+		remote = (struct iovec){ .iov_base = (u8 *)dst + done, .iov_len = n };
+		w = process_vm_writev(getpid(), &local, 1, &remote, 1, 0);
+		if (w < 0)
+			return -errno;
+		TEST_ASSERT(w > 0, "process_vm_writev(%p): expected progress, got 0 bytes",
+			    remote.iov_base);
+		done += w;
+	}
+	return 0;
+}
+
+static void expect_efault(const char *probe, int ret, void *dst, size_t len)
+{
+	TEST_ASSERT(ret == -EFAULT,
+		    "%s into [%p, +0x%zx): expected %d (%s), got %d (%s)",
+		    probe, dst, len, -EFAULT, strerror(EFAULT), ret,
+		    ret ? strerror(-ret) : "success, bytes written");
+}
+
+/*
+ * Every kernel-mediated write into [dst, dst + len) must fail with EFAULT.
+ * dst is not read here, it may not be readable: the caller checks that its
+ * contents are unchanged, e.g. with rmpt_expect_bytes() once it can read.
+ */
+void rmpt_expect_efault_writes(void *dst, size_t len)
+{
+	expect_efault("pipe read()", rmpt_pipe_read_into(dst, len), dst, len);
+	expect_efault("/dev/zero read()", rmpt_devzero_read_into(dst, len), dst, len);
+	expect_efault("process_vm_writev()", rmpt_process_vm_write_into(dst, len),
+		      dst, len);
+}
+
+/* Assert that every byte of [p, p + len) is val. */
+void rmpt_expect_bytes(const void *p, u8 val, size_t len)
+{
+	const u8 *b = p;
+	size_t i;
+
+	for (i = 0; i < len && b[i] == val; i++)
+		;
+	TEST_ASSERT(i == len, "byte %p (offset 0x%zx of 0x%zx): expected 0x%02x, got 0x%02x",
+		    &b[i], i, len, val, b[i]);
+}
