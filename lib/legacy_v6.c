@@ -1,0 +1,99 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Launch of an SNP guest on a kernel that carries the 2022 v6 host series
+ * (include/snp_legacy_v6.h).  Only ever called after an explicit opt-in:
+ * on any other kernel command 22 is KVM_SEV_INIT2 and 23-25 are not SNP.
+ *
+ * Order (the v6 uAPI): DEFAULT VM, KVM_SEV_SNP_INIT before any vCPU,
+ * vCPUs, LAUNCH_START, then per region REG_REGION and LAUNCH_UPDATE of
+ * its protected ranges, LAUNCH_FINISH.
+ */
+#include "snp_ghcb.h"
+#include "snp_launch.h"
+
+/* KVM_SEV_SNP_INIT(flags 0) on a DEFAULT VM; opens /dev/sev if needed. */
+void rmpt_v6_snp_init(struct kvm_vm *vm)
+{
+	struct rmpt_v6_snp_init init = {};
+
+	TEST_ASSERT(vm->type == KVM_X86_DEFAULT_VM,
+		    "v6 SNP_INIT: expected VM type %d, got %lu",
+		    KVM_X86_DEFAULT_VM, (unsigned long)vm->type);
+	if (vm->arch.sev_fd == -1)
+		vm->arch.sev_fd = open_sev_dev_path_or_exit();
+	vm_sev_ioctl(vm, RMPT_V6_SEV_SNP_INIT, &init);
+}
+
+/* Slot 0 stays ordinary anonymous memory: v6 had no guest_memfd. */
+struct kvm_vm *rmpt_v6_vm_create(u32 nr_vcpus, u64 extra_pages,
+				 void *guest_code, struct kvm_vcpu *vcpus[])
+{
+	return rmpt_protected_vm_create(KVM_X86_DEFAULT_VM, 0, rmpt_v6_snp_init,
+					nr_vcpus, extra_pages, guest_code, vcpus);
+}
+
+/* v6 pins and tracks guest RAM through the SEV region registration. */
+void rmpt_v6_reg_region(struct kvm_vm *vm, struct userspace_mem_region *region)
+{
+	sev_register_encrypted_memory(vm, region);
+}
+
+void rmpt_v6_launch_start(struct kvm_vm *vm, u64 policy)
+{
+	struct rmpt_v6_snp_launch_start start = { .policy = policy };
+
+	vm_sev_ioctl(vm, RMPT_V6_SEV_SNP_LAUNCH_START, &start);
+}
+
+/* One LAUNCH_UPDATE; v6 handles the whole range and writes nothing back. */
+void rmpt_v6_launch_update(struct kvm_vm *vm, u64 gpa, u64 size, u8 page_type)
+{
+	struct rmpt_v6_snp_launch_update upd = {
+		.start_gfn = gpa >> vm->page_shift,
+		.uaddr = (u64)addr_gpa2hva(vm, gpa),
+		.len = size,
+		.page_type = page_type,
+	};
+
+	TEST_ASSERT(size <= UINT32_MAX,
+		    "v6 LAUNCH_UPDATE: expected a length that fits u32, got 0x%lx", size);
+	vm_sev_ioctl(vm, RMPT_V6_SEV_SNP_LAUNCH_UPDATE, &upd);
+}
+
+static void rmpt_v6_update_region(struct kvm_vm *vm, struct userspace_mem_region *region)
+{
+	sparsebit_idx_t i, j;
+
+	if (!region->protected_phy_pages || !sparsebit_any_set(region->protected_phy_pages))
+		return;
+	rmpt_v6_reg_region(vm, region);
+	sparsebit_for_each_set_range(region->protected_phy_pages, i, j)
+		rmpt_v6_launch_update(vm, i * vm->page_size, (j - i + 1) * vm->page_size,
+				      RMPT_V6_PAGE_TYPE_NORMAL);
+}
+
+void rmpt_v6_launch_update_all(struct kvm_vm *vm)
+{
+	struct userspace_mem_region *region;
+	int bkt;
+
+	hash_for_each(vm->regions.slot_hash, bkt, region, slot_node)
+		rmpt_v6_update_region(vm, region);
+	vm->arch.is_pt_protected = true;
+}
+
+void rmpt_v6_launch_finish(struct kvm_vm *vm)
+{
+	struct rmpt_v6_snp_launch_finish finish = {};
+
+	vm_sev_ioctl(vm, RMPT_V6_SEV_SNP_LAUNCH_FINISH, &finish);
+}
+
+/* v6 handled PSC in the kernel: no KVM_CAP_EXIT_HYPERCALL to enable. */
+void rmpt_v6_launch(struct kvm_vm *vm, u64 policy)
+{
+	rmpt_snp_alias_page_tables(vm);
+	rmpt_v6_launch_start(vm, policy);
+	rmpt_v6_launch_update_all(vm);
+	rmpt_v6_launch_finish(vm);
+}
