@@ -10,9 +10,29 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+
+#include <linux/bits.h>
+#include <linux/types.h>
+
+#include "kvm_util.h"
+#include "snp_fault.h"
+#include "snp_ghcb.h"
+#include "snp_launch.h"
 
 #define RMPT_SZ_4K	0x1000UL
 #define RMPT_SZ_2M	0x200000UL
+
+/* uapi constants newer than 6.12 (include/uapi/linux/kvm.h, 6.18) */
+#ifndef KVM_CAP_GUEST_MEMFD_FLAGS
+#define KVM_CAP_GUEST_MEMFD_FLAGS	244
+#endif
+#ifndef GUEST_MEMFD_FLAG_MMAP
+#define GUEST_MEMFD_FLAG_MMAP		BIT_ULL(0)
+#endif
+#ifndef GUEST_MEMFD_FLAG_INIT_SHARED
+#define GUEST_MEMFD_FLAG_INIT_SHARED	BIT_ULL(1)
+#endif
 
 /* THP (lib/thp_util.c) */
 enum rmpt_thp_mode {
@@ -26,5 +46,157 @@ enum rmpt_thp_mode rmpt_thp_parse_mode(const char *sysfs_text);
 enum rmpt_thp_mode rmpt_thp_mode(void);
 const char *rmpt_thp_mode_name(enum rmpt_thp_mode mode);
 size_t rmpt_smaps_anon_huge_kb(const char *smaps_path, const void *addr, size_t len);
+void *rmpt_thp_alloc(size_t size);
+void rmpt_thp_free(void *addr, size_t size);
+int rmpt_pmd_mapped(const void *addr);
+int rmpt_thp_backed(const void *addr);
+int rmpt_collapse(void *addr, size_t len);
+
+/* /proc/self/pagemap entry bits (Documentation/admin-guide/mm/pagemap.rst) */
+#define RMPT_PM_PRESENT		BIT_ULL(63)
+#define RMPT_PM_PFN_MASK	GENMASK_ULL(54, 0)
+
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE		25	/* include/uapi/asm-generic/mman-common.h, 6.1+ */
+#endif
+
+enum rmpt_thp_stat {
+	RMPT_THP_FAULT_ALLOC,
+	RMPT_THP_FAULT_FALLBACK,
+	RMPT_THP_COLLAPSE_ALLOC,
+	RMPT_THP_SPLIT_PAGE,
+	RMPT_THP_SPLIT_PMD,
+	RMPT_THP_DEFERRED_SPLIT,
+	RMPT_NR_THP_STATS,
+};
+
+#define RMPT_STAT_ABSENT	UINT64_MAX
+
+struct rmpt_thp_stats {
+	u64 val[RMPT_NR_THP_STATS];
+};
+
+const char *rmpt_thp_stat_name(enum rmpt_thp_stat stat);
+void rmpt_thp_stats_parse(FILE *vmstat, struct rmpt_thp_stats *stats);
+void rmpt_thp_stats_read(struct rmpt_thp_stats *stats);
+u64 rmpt_thp_stat_delta(const struct rmpt_thp_stats *before,
+			const struct rmpt_thp_stats *after, enum rmpt_thp_stat stat);
+
+/* Capabilities and VM flavours (lib/caps.c) */
+enum rmpt_flavour {
+	RMPT_SNP,
+	RMPT_SW_PROTECTED,
+	RMPT_DEFAULT,
+	RMPT_LEGACY_V6,
+	RMPT_NR_FLAVOURS,
+};
+
+struct rmpt_caps {
+	int kvm_errno;			/* why /dev/kvm could not be opened, or 0 */
+	u64 vm_types;			/* KVM_CAP_VM_TYPES: bit per accepted type */
+	bool guest_memfd;		/* KVM_CAP_GUEST_MEMFD */
+	u64 gmem_flags;			/* KVM_CAP_GUEST_MEMFD_FLAGS, system scope */
+	u64 mem_attrs;			/* KVM_CAP_MEMORY_ATTRIBUTES, system scope */
+	u64 exit_hypercall;		/* KVM_CAP_EXIT_HYPERCALL: forwardable calls */
+	bool dev_sev;			/* /dev/sev exists */
+	int kvm_amd_sev_snp;		/* kvm_amd sev_snp: 1 Y, 0 N, -1 absent */
+	bool cpuid_snp;			/* CPUID 0x8000001F EAX[4] */
+	enum rmpt_thp_mode thp;
+	long hugetlb_2m_free;		/* -1 when unknown */
+	int numa_nodes;
+	bool legacy_v6_requested;	/* SNP_RMP_LEGACY_V6=1 */
+};
+
+const char *rmpt_flavour_name(enum rmpt_flavour f);
+int rmpt_flavour_parse(const char *name, enum rmpt_flavour *f);
+void rmpt_caps_probe(struct rmpt_caps *caps);
+void rmpt_caps_print(const struct rmpt_caps *caps);
+bool rmpt_flavour_usable(const struct rmpt_caps *caps, enum rmpt_flavour f,
+			 char *why, size_t len);
+bool rmpt_gmem_mmap_usable(const struct rmpt_caps *caps, char *why, size_t len);
+bool rmpt_thp_usable(const struct rmpt_caps *caps, char *why, size_t len);
+
+/* A VM of one flavour with its data region (lib/sev_snp.c) */
+#define RMPT_DATA_GPA		(4ULL << 30)
+#define RMPT_DATA_SLOT		10
+#define RMPT_MAX_VCPUS		64
+#define RMPT_MAX_EXTRA_SLOTS	4
+
+struct rmpt_vm_params {
+	enum rmpt_flavour flavour;
+	int nr_vcpus;
+	void *guest_code;
+	u64 data_size;				/* multiple of 2M */
+	enum vm_mem_backing_src_type backing;	/* shared side, e.g. THP */
+	int numa_node;				/* data region's node, -1 any */
+	u64 snp_policy;				/* 0: rmpt_snp_policy(false) */
+};
+
+struct rmpt_conv_stats {
+	u64 to_private;
+	u64 to_shared;
+	u64 implicit;		/* from KVM_EXIT_MEMORY_FAULT */
+	u64 rejected;		/* malformed MAP_GPA_RANGE requests */
+};
+
+struct rmpt_extra_slot {
+	u32 slot;
+	int fd;
+	void *map;
+	u64 size;
+};
+
+struct rmpt_vm {
+	enum rmpt_flavour flavour;
+	struct kvm_vm *vm;
+	struct kvm_vcpu *vcpus[RMPT_MAX_VCPUS];
+	int nr_vcpus;
+	u64 data_gpa;
+	u64 data_size;
+	void *data_hva;			/* shared side, THP-backed */
+	int view_fd;			/* MMAP guest_memfd, no INIT_SHARED, or -1 */
+	void *view;			/* its host mapping: every access SIGBUSes */
+	char view_why[192];		/* why there is no view */
+	struct rmpt_extra_slot extra[RMPT_MAX_EXTRA_SLOTS];
+	int nr_extra;
+	struct rmpt_conv_stats conv;
+};
+
+bool rmpt_flavour_has_private_mem(enum rmpt_flavour f);
+struct rmpt_vm *rmpt_vm_create(const struct rmpt_caps *caps, const struct rmpt_vm_params *p);
+void rmpt_vm_free(struct rmpt_vm *rv);
+void *rmpt_vm_add_gmem_only_slot(struct rmpt_vm *rv, u32 slot, u64 gpa, u64 size,
+				 char *why, size_t len);
+void *rmpt_data_hva(struct rmpt_vm *rv, u64 gpa);
+void *rmpt_view_hva(struct rmpt_vm *rv, u64 gpa);
+
+/* Conversions (lib/convert.c) */
+int rmpt_discard_shared(struct rmpt_vm *rv, u64 gpa, u64 size, int advice);
+int rmpt_convert(struct rmpt_vm *rv, u64 gpa, u64 size, bool to_private);
+bool rmpt_map_gpa_request_valid(const struct rmpt_vm *rv, u64 gpa, u64 npages, u64 attrs,
+				bool *to_private);
+u32 rmpt_vcpu_run(struct rmpt_vm *rv, struct kvm_vcpu *vcpu);
+u64 rmpt_get_ucall(struct rmpt_vm *rv, struct kvm_vcpu *vcpu, struct ucall *uc);
+
+/* Kernel log (lib/kmsg_util.c) */
+bool rmpt_kmsg_line_bad(const char *line);
+int rmpt_kmsg_mark(const char *tag, char *marker, size_t len);
+int rmpt_kmsg_scan(const char *marker, char *first_bad, size_t len);
+
+/* KVM binary stats (lib/kvm_stats.c) */
+struct rmpt_page_stats {
+	u64 pages_4k;
+	u64 pages_2m;
+	u64 pages_1g;
+};
+
+int rmpt_vm_stat(int vm_fd, const char *name, u64 *val);
+bool rmpt_vm_page_stats(int vm_fd, struct rmpt_page_stats *st);
+
+/* NUMA (lib/numa_util.c) */
+int rmpt_numa_nodes(void);
+int rmpt_numa_node(int i);
+void rmpt_numa_place_range(void *addr, size_t len, int node);
+void rmpt_numa_run_thread_on(int node);
 
 #endif /* SELFTEST_KVM_SNP_UTIL_H */

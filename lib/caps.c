@@ -1,0 +1,261 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * What the running kernel and machine offer, probed once, and which VM
+ * flavour that makes usable.  Every "no" comes with the precise missing
+ * capability, because a SKIP must name it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/ioctl.h>
+#include <linux/kvm_para.h>
+
+#include "test_util.h"
+#include "kvm_util.h"
+#include "processor.h"
+#include "snp_util.h"
+
+#ifndef X86_FEATURE_SEV_SNP	/* 6.12 processor.h lacks it; CPUID Fn8000_001F EAX[4] */
+#define X86_FEATURE_SEV_SNP	KVM_X86_CPU_FEATURE(0x8000001F, 0, EAX, 4)
+#endif
+
+static const char *const flavour_names[RMPT_NR_FLAVOURS] = {
+	[RMPT_SNP] = "snp",
+	[RMPT_SW_PROTECTED] = "sw_protected",
+	[RMPT_DEFAULT] = "default",
+	[RMPT_LEGACY_V6] = "legacy_v6",
+};
+
+const char *rmpt_flavour_name(enum rmpt_flavour f)
+{
+	return f < RMPT_NR_FLAVOURS ? flavour_names[f] : "?";
+}
+
+int rmpt_flavour_parse(const char *name, enum rmpt_flavour *f)
+{
+	int i;
+
+	for (i = 0; i < RMPT_NR_FLAVOURS; i++) {
+		if (!strcmp(name, flavour_names[i])) {
+			*f = i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+/* 1 for "Y", 0 for "N", -1 when the parameter (or module) is absent. */
+static int read_bool_param(const char *path)
+{
+	char c = 0;
+	int fd;
+
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return -1;
+	if (read(fd, &c, 1) != 1)
+		c = 0;
+	close(fd);
+	return c == 'Y' || c == 'y' || c == '1';
+}
+
+static long read_long(const char *path)
+{
+	long val = -1;
+	FILE *f;
+
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	if (fscanf(f, "%ld", &val) != 1)
+		val = -1;
+	fclose(f);
+	return val;
+}
+
+/* Leaves past the maximum return another leaf's data on Intel: check first. */
+static bool host_cpuid_snp(void)
+{
+	return this_cpu_property(X86_PROPERTY_MAX_EXT_LEAF) >= 0x8000001f &&
+	       this_cpu_has(X86_FEATURE_SEV_SNP);
+}
+
+/* KVM_CHECK_EXTENSION on /dev/kvm; -errno when /dev/kvm cannot be used. */
+static long kvm_cap(int kvm_fd, long cap)
+{
+	long ret = ioctl(kvm_fd, KVM_CHECK_EXTENSION, cap);
+
+	return ret < 0 ? -errno : ret;
+}
+
+void rmpt_caps_probe(struct rmpt_caps *caps)
+{
+	int fd;
+
+	memset(caps, 0, sizeof(*caps));
+	fd = open(KVM_DEV_PATH, O_RDWR);
+	caps->kvm_errno = fd < 0 ? errno : 0;
+	if (fd >= 0) {
+		caps->vm_types = kvm_cap(fd, KVM_CAP_VM_TYPES);
+		caps->guest_memfd = kvm_cap(fd, KVM_CAP_GUEST_MEMFD) > 0;
+		caps->gmem_flags = max(kvm_cap(fd, KVM_CAP_GUEST_MEMFD_FLAGS), 0L);
+		caps->mem_attrs = max(kvm_cap(fd, KVM_CAP_MEMORY_ATTRIBUTES), 0L);
+		caps->exit_hypercall = max(kvm_cap(fd, KVM_CAP_EXIT_HYPERCALL), 0L);
+		close(fd);
+		/* Without KVM_CAP_VM_TYPES only the default type exists. */
+		if ((long)caps->vm_types <= 0)
+			caps->vm_types = BIT(KVM_X86_DEFAULT_VM);
+	}
+	caps->dev_sev = !access("/dev/sev", F_OK);
+	caps->kvm_amd_sev_snp = read_bool_param("/sys/module/kvm_amd/parameters/sev_snp");
+	caps->cpuid_snp = host_cpuid_snp();
+	caps->thp = rmpt_thp_mode();
+	caps->hugetlb_2m_free =
+		read_long("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages");
+	caps->numa_nodes = rmpt_numa_nodes();
+	caps->legacy_v6_requested = getenv("SNP_RMP_LEGACY_V6") &&
+				    !strcmp(getenv("SNP_RMP_LEGACY_V6"), "1");
+}
+
+static bool why_not(char *why, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, len, fmt, ap);
+	va_end(ap);
+	return false;
+}
+
+static bool kvm_usable(const struct rmpt_caps *caps, char *why, size_t len)
+{
+	if (caps->kvm_errno)
+		return why_not(why, len, "cannot open %s: %s", KVM_DEV_PATH,
+			       strerror(caps->kvm_errno));
+	return true;
+}
+
+/* Append "; "-separated reasons, so a SKIP names every missing piece. */
+static void why_add(char *why, size_t len, const char *fmt, ...)
+{
+	size_t used = strnlen(why, len);
+	va_list ap;
+
+	if (used && used + 2 < len) {
+		why[used++] = ';';
+		why[used++] = ' ';
+		why[used] = '\0';
+	}
+	if (used + 1 >= len)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(why + used, len - used, fmt, ap);
+	va_end(ap);
+}
+
+static bool snp_usable(const struct rmpt_caps *caps, char *why, size_t len)
+{
+	why[0] = '\0';
+	if (!(caps->vm_types & BIT(KVM_X86_SNP_VM)))
+		why_add(why, len, "no KVM_X86_SNP_VM in KVM_CAP_VM_TYPES (0x%lx)",
+			caps->vm_types);
+	if (!caps->dev_sev)
+		why_add(why, len, "no /dev/sev (PSP driver)");
+	if (caps->kvm_amd_sev_snp != 1)
+		why_add(why, len, "kvm_amd sev_snp parameter is %s",
+			caps->kvm_amd_sev_snp < 0 ? "absent (kvm_amd not loaded)" : "N");
+	if (!caps->cpuid_snp)
+		why_add(why, len, "CPUID 0x8000001F EAX bit 4 (SEV-SNP) is clear");
+	return !why[0];
+}
+
+static bool private_mem_usable(const struct rmpt_caps *caps, char *why, size_t len)
+{
+	if (!caps->guest_memfd)
+		return why_not(why, len, "no KVM_CAP_GUEST_MEMFD");
+	if (!(caps->exit_hypercall & BIT(KVM_HC_MAP_GPA_RANGE)))
+		return why_not(why, len, "KVM_CAP_EXIT_HYPERCALL lacks KVM_HC_MAP_GPA_RANGE");
+	return true;
+}
+
+bool rmpt_flavour_usable(const struct rmpt_caps *caps, enum rmpt_flavour f,
+			 char *why, size_t len)
+{
+	if (!kvm_usable(caps, why, len))
+		return false;
+	switch (f) {
+	case RMPT_DEFAULT:
+		return true;
+	case RMPT_SW_PROTECTED:
+		if (!(caps->vm_types & BIT(KVM_X86_SW_PROTECTED_VM)))
+			return why_not(why, len,
+				       "no KVM_X86_SW_PROTECTED_VM in KVM_CAP_VM_TYPES (0x%lx)",
+				       caps->vm_types);
+		return private_mem_usable(caps, why, len);
+	case RMPT_SNP:
+		return snp_usable(caps, why, len) && private_mem_usable(caps, why, len);
+	case RMPT_LEGACY_V6:
+		/* Its command numbers collide with upstream's: never guess. */
+		if (!caps->legacy_v6_requested)
+			return why_not(why, len,
+				       "legacy_v6 not requested (SNP_RMP_LEGACY_V6=1 on a kernel with the 2022 v6 SNP host series)");
+		if (!caps->dev_sev)
+			return why_not(why, len, "no /dev/sev (PSP driver)");
+		if (!caps->cpuid_snp)
+			return why_not(why, len, "CPUID 0x8000001F EAX bit 4 (SEV-SNP) is clear");
+		return true;
+	default:
+		return why_not(why, len, "unknown flavour %d", f);
+	}
+}
+
+/* 6.18+: a guest_memfd without INIT_SHARED can be mmap()ed and SIGBUSes. */
+bool rmpt_gmem_mmap_usable(const struct rmpt_caps *caps, char *why, size_t len)
+{
+	if (!kvm_usable(caps, why, len))
+		return false;
+	if (!caps->guest_memfd)
+		return why_not(why, len, "no KVM_CAP_GUEST_MEMFD");
+	if (!(caps->gmem_flags & GUEST_MEMFD_FLAG_MMAP))
+		return why_not(why, len,
+			       "host cannot map private memory: no GUEST_MEMFD_FLAG_MMAP in KVM_CAP_GUEST_MEMFD_FLAGS (6.18+)");
+	return true;
+}
+
+bool rmpt_thp_usable(const struct rmpt_caps *caps, char *why, size_t len)
+{
+	if (caps->thp == RMPT_THP_MADVISE || caps->thp == RMPT_THP_ALWAYS)
+		return true;
+	return why_not(why, len, "THP is %s in /sys/kernel/mm/transparent_hugepage/enabled",
+		       rmpt_thp_mode_name(caps->thp));
+}
+
+void rmpt_caps_print(const struct rmpt_caps *caps)
+{
+	char why[256];
+	int f;
+
+	ksft_print_msg("kvm: %s, VM types 0x%lx, guest_memfd %d (flags 0x%lx)\n",
+		       caps->kvm_errno ? strerror(caps->kvm_errno) : "ok", caps->vm_types,
+		       caps->guest_memfd, caps->gmem_flags);
+	ksft_print_msg("kvm: memory attributes 0x%lx, exit hypercall 0x%lx\n",
+		       caps->mem_attrs, caps->exit_hypercall);
+	ksft_print_msg("sev: /dev/sev %s, kvm_amd sev_snp %s, CPUID SNP %d\n",
+		       caps->dev_sev ? "present" : "absent",
+		       caps->kvm_amd_sev_snp < 0 ? "absent" : caps->kvm_amd_sev_snp ? "Y" : "N",
+		       caps->cpuid_snp);
+	ksft_print_msg("mm: THP %s, free 2M hugetlb pages %ld, NUMA nodes %d\n",
+		       rmpt_thp_mode_name(caps->thp), caps->hugetlb_2m_free, caps->numa_nodes);
+	for (f = 0; f < RMPT_NR_FLAVOURS; f++) {
+		if (rmpt_flavour_usable(caps, f, why, sizeof(why)))
+			ksft_print_msg("flavour %s: usable\n", rmpt_flavour_name(f));
+		else
+			ksft_print_msg("flavour %s: %s\n", rmpt_flavour_name(f), why);
+	}
+	if (!rmpt_gmem_mmap_usable(caps, why, sizeof(why)))
+		ksft_print_msg("guest_memfd mmap: %s\n", why);
+}
