@@ -498,13 +498,18 @@ stop_test() {
 	fi
 }
 
-# The reason of the last "1..0 # SKIP why" line, else of any "# SKIP why".
+# The reason of the last "1..0 # SKIP why" line, else of any "# SKIP why",
+# else the program's last line: the framework's own skips (e.g. no access
+# to /dev/kvm) exit 4 after a message but print no SKIP line.
 skip_reason() {
 	local why
 
 	why=$(grep -E '^[[:space:]]*1\.\.0 # SKIP([[:space:]]|$)' -- "$1" | tail -n 1)
 	if [[ -z ${why#*# SKIP} ]]; then
 		why=$(grep -E '# SKIP([[:space:]]|$)' -- "$1" | tail -n 1)
+	fi
+	if [[ -z ${why#*# SKIP} ]]; then
+		why="# SKIP $(grep -v '^[[:space:]]*$' -- "$1" | tail -n 1)"
 	fi
 	why=${why##*# SKIP}
 	why=$(printf '%s' "$why" | sed -e 's/^[[:space:]]*//' -e 's/[[:space:]]*$//')

@@ -404,6 +404,19 @@ check_exit_codes() {
 	runner -b "$T/build" -t pass_ok -t skip_widget -q -o "$T/r2"
 	check "two -t run two tests; pass+skip: exit 0" two_run
 	check "-q exports SNP_RMP_QUICK=1" out_has "# quick=1"
+	# The framework skips (e.g. /dev/kvm not accessible) with a message and
+	# exit 4 but no SKIP line: its last line is the reason.
+	mkdir -p "$T/build_fwskip/x86_64"
+	fake framework_skip "$T/build_fwskip/x86_64" <<-'EOF'
+		#!/bin/sh
+		echo "  Failed to open '/dev/kvm'"
+		echo "Access denied - Exiting, skipping test"
+		echo
+		exit 4
+	EOF
+	runner -b "$T/build_fwskip" -o "$T/r3"
+	check "a skip without a SKIP line gives the last line as reason" \
+		out_has "ok 1 framework_skip # SKIP Access denied - Exiting, skipping test"
 }
 
 # A copy of the runner next to its own settings file.
