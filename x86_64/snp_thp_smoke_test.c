@@ -57,14 +57,18 @@ static void run_until(struct kvm_vcpu *vcpu, u64 ucall_cmd)
 
 int main(void)
 {
-	enum rmpt_thp_mode mode = rmpt_thp_mode();
 	struct kvm_vcpu *vcpu;
+	struct rmpt_caps caps;
 	struct kvm_vm *vm;
-	u64 *hva;
 	size_t huge_kb;
+	char why[256];
+	u64 *hva;
 	u64 i;
 
-	TEST_REQUIRE(mode == RMPT_THP_MADVISE || mode == RMPT_THP_ALWAYS);
+	rmpt_caps_probe(&caps);
+	if (!rmpt_flavour_usable(&caps, RMPT_DEFAULT, why, sizeof(why)) ||
+	    !rmpt_thp_usable(&caps, why, sizeof(why)))
+		ksft_exit_skip("%s\n", why);
 
 	ksft_print_header();
 	ksft_set_plan(3);
@@ -88,7 +92,7 @@ int main(void)
 
 	huge_kb = rmpt_smaps_anon_huge_kb("/proc/self/smaps", hva, SMOKE_SIZE);
 	ksft_print_msg("THP %s, AnonHugePages %zu kB of %lu kB\n",
-		       rmpt_thp_mode_name(mode), huge_kb, SMOKE_SIZE >> 10);
+		       rmpt_thp_mode_name(caps.thp), huge_kb, SMOKE_SIZE >> 10);
 	ksft_test_result(huge_kb > 0, "region_thp_backed\n");
 
 	run_until(vcpu, UCALL_DONE);
