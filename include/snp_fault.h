@@ -66,4 +66,6 @@ int rmpt_process_vm_write_into(void *dst, size_t len);
 void rmpt_expect_efault_writes(void *dst, size_t len);
 void rmpt_expect_bytes(const void *p, u8 val, size_t len);
 
+int rmpt_sigbus_storm(char *const *addrs, int n, int iters, long skew, bool reads);
+
 #endif /* SELFTEST_KVM_SNP_FAULT_H */

@@ -96,6 +96,6 @@ void rmpt_v6_launch_start(struct kvm_vm *vm, u64 policy);
 void rmpt_v6_launch_update(struct kvm_vm *vm, u64 gpa, u64 size, u8 page_type);
 void rmpt_v6_launch_update_all(struct kvm_vm *vm);
 void rmpt_v6_launch_finish(struct kvm_vm *vm);
-void rmpt_v6_launch(struct kvm_vm *vm, u64 policy);
+void rmpt_v6_launch(struct kvm_vm *vm, u64 policy, u64 private_gpa, u64 private_size);
 
 #endif /* SELFTEST_KVM_SNP_LEGACY_V6_H */

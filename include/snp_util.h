@@ -122,6 +122,8 @@ bool rmpt_thp_usable(const struct rmpt_caps *caps, char *why, size_t len);
 #define RMPT_MAX_VCPUS		64
 #define RMPT_MAX_EXTRA_SLOTS	4
 
+struct rmpt_vm;
+
 struct rmpt_vm_params {
 	enum rmpt_flavour flavour;
 	int nr_vcpus;
@@ -130,6 +132,9 @@ struct rmpt_vm_params {
 	enum vm_mem_backing_src_type backing;	/* shared side, e.g. THP */
 	int numa_node;				/* data region's node, -1 any */
 	u64 snp_policy;				/* 0: rmpt_snp_policy(false) */
+	u64 legacy_private_size;		/* legacy_v6: measured, private */
+	/* Called before launch, the last moment to write guest memory on snp. */
+	void (*setup)(struct rmpt_vm *rv);
 };
 
 struct rmpt_conv_stats {

@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <sys/uio.h>
@@ -419,4 +420,61 @@ void rmpt_expect_bytes(const void *p, u8 val, size_t len)
 		;
 	TEST_ASSERT(i == len, "byte %p (offset 0x%zx of 0x%zx): expected 0x%02x, got 0x%02x",
 		    &b[i], i, len, val, b[i]);
+}
+
+struct storm_thread {
+	char *addr;
+	long skew;
+	bool reads;
+	int iters;
+	int mismatches;
+	pthread_t tid;
+};
+
+static void *storm_worker(void *arg)
+{
+	struct storm_thread *t = arg;
+	struct rmpt_fault f;
+	char why[256];
+	int i;
+
+	for (i = 0; i < t->iters; i++) {
+		bool done = t->reads && i & 1 ? rmpt_try_read(t->addr, &(u64){0}, &f) :
+						rmpt_try_write(t->addr, i, &f);
+
+		if (!done && !rmpt_check_sigbus(&f, t->addr + t->skew, BUS_ADRERR,
+						why, sizeof(why)))
+			continue;
+		if (!t->mismatches++)
+			ksft_print_msg("thread at %p: %s\n", t->addr,
+				       done ? "the access completed" : why);
+	}
+	return NULL;
+}
+
+/*
+ * n threads at once, thread i writing addrs[i] iters times (every other
+ * access a read if reads); each access must SIGBUS at exactly addrs[i] +
+ * skew (skew is 0 but for the project's negative checks).  Returns the
+ * number of accesses that did not.
+ */
+int rmpt_sigbus_storm(char *const *addrs, int n, int iters, long skew, bool reads)
+{
+	struct storm_thread *t = calloc(n, sizeof(*t));
+	int i, mismatches = 0;
+
+	TEST_ASSERT(t, "calloc");
+	rmpt_sigbus_init();
+	for (i = 0; i < n; i++) {
+		t[i] = (struct storm_thread){ .addr = addrs[i], .skew = skew, .reads = reads,
+					      .iters = iters };
+		TEST_ASSERT(!pthread_create(&t[i].tid, NULL, storm_worker, &t[i]),
+			    "pthread_create");
+	}
+	for (i = 0; i < n; i++) {
+		pthread_join(t[i].tid, NULL);
+		mismatches += t[i].mismatches;
+	}
+	free(t);
+	return mismatches;
 }

@@ -89,11 +89,17 @@ void rmpt_v6_launch_finish(struct kvm_vm *vm)
 	vm_sev_ioctl(vm, RMPT_V6_SEV_SNP_LAUNCH_FINISH, &finish);
 }
 
-/* v6 handled PSC in the kernel: no KVM_CAP_EXIT_HYPERCALL to enable. */
-void rmpt_v6_launch(struct kvm_vm *vm, u64 policy)
+/*
+ * v6 handled PSC in the kernel: no KVM_CAP_EXIT_HYPERCALL to enable.  The
+ * private_size bytes at private_gpa are measured too, which makes them
+ * private (RMP-assigned) while they stay in the VMM's mapping.
+ */
+void rmpt_v6_launch(struct kvm_vm *vm, u64 policy, u64 private_gpa, u64 private_size)
 {
 	rmpt_snp_alias_page_tables(vm);
 	rmpt_v6_launch_start(vm, policy);
 	rmpt_v6_launch_update_all(vm);
+	if (private_size)
+		rmpt_v6_launch_update(vm, private_gpa, private_size, RMPT_V6_PAGE_TYPE_NORMAL);
 	rmpt_v6_launch_finish(vm);
 }

@@ -46,6 +46,8 @@ static struct kvm_vm *create_vm(struct rmpt_vm *rv, const struct rmpt_vm_params 
 	/* SNP: slot 0 on guest_memfd, KVM_SEV_INIT2 before the vCPUs. */
 	if (p->flavour == RMPT_SNP)
 		return rmpt_snp_vm_create(p->nr_vcpus, 0, p->guest_code, rv->vcpus);
+	if (p->flavour == RMPT_LEGACY_V6)
+		return rmpt_v6_vm_create(p->nr_vcpus, 0, p->guest_code, rv->vcpus);
 	shape.type = vm_type_of(p->flavour);
 	return __vm_create_with_vcpus(shape, p->nr_vcpus, 0, p->guest_code, rv->vcpus);
 }
@@ -93,6 +95,15 @@ static void add_private_view(struct rmpt_vm *rv, const struct rmpt_caps *caps)
 	rv->view = map;
 }
 
+/* v6 kept private memory in the VMM's own mapping, registered like RAM. */
+static void launch_legacy_v6(struct rmpt_vm *rv, const struct rmpt_vm_params *p)
+{
+	rmpt_v6_reg_region(rv->vm, memslot2region(rv->vm, RMPT_DATA_SLOT));
+	rmpt_snp_ucall_init(rv->vm, p->nr_vcpus);
+	rmpt_v6_launch(rv->vm, p->snp_policy ? p->snp_policy : rmpt_snp_policy(false),
+		       RMPT_DATA_GPA, p->legacy_private_size);
+}
+
 struct rmpt_vm *rmpt_vm_create(const struct rmpt_caps *caps, const struct rmpt_vm_params *p)
 {
 	struct rmpt_vm *rv;
@@ -100,8 +111,10 @@ struct rmpt_vm *rmpt_vm_create(const struct rmpt_caps *caps, const struct rmpt_v
 
 	TEST_ASSERT(rmpt_flavour_usable(caps, p->flavour, why, sizeof(why)),
 		    "flavour %s is not usable: %s", rmpt_flavour_name(p->flavour), why);
-	TEST_ASSERT(p->flavour != RMPT_LEGACY_V6,
-		    "legacy_v6 VMs are built by rmpt_legacy_v6_* (private memory in the VMM's mapping)");
+	TEST_ASSERT(p->legacy_private_size <= p->data_size &&
+		    !(p->legacy_private_size % RMPT_SZ_4K),
+		    "legacy private size 0x%lx: expected 4K-aligned, at most the data size",
+		    p->legacy_private_size);
 	TEST_ASSERT(p->nr_vcpus > 0 && p->nr_vcpus <= RMPT_MAX_VCPUS,
 		    "expected 1..%d vCPUs, got %d", RMPT_MAX_VCPUS, p->nr_vcpus);
 	TEST_ASSERT(p->data_size && !(p->data_size % RMPT_SZ_2M),
@@ -114,6 +127,8 @@ struct rmpt_vm *rmpt_vm_create(const struct rmpt_caps *caps, const struct rmpt_v
 	rv->vm = create_vm(rv, p);
 	add_data_region(rv, p);
 	add_private_view(rv, caps);
+	if (p->setup)
+		p->setup(rv);
 	if (p->flavour == RMPT_SW_PROTECTED)
 		vm_enable_cap(rv->vm, KVM_CAP_EXIT_HYPERCALL, BIT_ULL(KVM_HC_MAP_GPA_RANGE));
 	if (p->flavour == RMPT_SNP) {
@@ -121,6 +136,8 @@ struct rmpt_vm *rmpt_vm_create(const struct rmpt_caps *caps, const struct rmpt_v
 		rmpt_snp_ucall_init(rv->vm, p->nr_vcpus);
 		rmpt_snp_launch(rv->vm, p->snp_policy ? p->snp_policy : rmpt_snp_policy(false));
 	}
+	if (p->flavour == RMPT_LEGACY_V6)
+		launch_legacy_v6(rv, p);
 	return rv;
 }
 
@@ -182,7 +199,7 @@ void rmpt_vm_free(struct rmpt_vm *rv)
 /* SNP guests' registers are protected: their ucalls come through a mailbox. */
 u64 rmpt_get_ucall(struct rmpt_vm *rv, struct kvm_vcpu *vcpu, struct ucall *uc)
 {
-	if (rv->flavour == RMPT_SNP)
+	if (rv->flavour == RMPT_SNP || rv->flavour == RMPT_LEGACY_V6)
 		return rmpt_snp_get_ucall(vcpu, uc);
 	return get_ucall(vcpu, uc);
 }

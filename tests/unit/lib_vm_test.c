@@ -6,7 +6,6 @@
  * the exact address in 8 threads at once; nothing stays mapped after.
  * SKIPs name what is missing where /dev/kvm, THP or guest_memfd mmap are.
  */
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -102,50 +101,20 @@ static void test_split(struct rmpt_vm *rv, const struct rmpt_caps *caps)
 	ksft_test_result(ok, "split_probes\n");
 }
 
-struct sigbus_job {
-	char *addr;
-	int mismatches;
-};
-
-static void *sigbus_worker(void *arg)
-{
-	struct sigbus_job *job = arg;
-	struct rmpt_fault f;
-	char why[256];
-	int i;
-
-	for (i = 0; i < 200; i++) {
-		if (rmpt_try_write(job->addr, i, &f) ||
-		    rmpt_check_sigbus(&f, job->addr, BUS_ADRERR, why, sizeof(why))) {
-			if (!job->mismatches++)
-				ksft_print_msg("thread at %p: %s\n", job->addr,
-					       f.faulted ? why : "the write landed");
-		}
-	}
-	return NULL;
-}
-
 static void test_view_sigbus_threads(struct rmpt_vm *rv)
 {
-	struct sigbus_job jobs[LIB_THREADS];
-	pthread_t threads[LIB_THREADS];
-	int i, mismatches = 0;
+	char *addrs[LIB_THREADS];
+	int i;
 
 	if (!rv->view) {
 		ksft_test_result_skip("view_sigbus_8_threads: %s\n", rv->view_why);
 		return;
 	}
-	for (i = 0; i < LIB_THREADS; i++) {
-		/* Unaligned, one per 2M range: si_addr must be this very byte. */
-		jobs[i].addr = rmpt_view_hva(rv, RMPT_DATA_GPA + i * RMPT_SZ_2M + 0x18 + 8 * i);
-		jobs[i].mismatches = 0;
-		pthread_create(&threads[i], NULL, sigbus_worker, &jobs[i]);
-	}
-	for (i = 0; i < LIB_THREADS; i++) {
-		pthread_join(threads[i], NULL);
-		mismatches += jobs[i].mismatches;
-	}
-	ksft_test_result(!mismatches, "view_sigbus_8_threads\n");
+	/* Unaligned, one per 2M range: si_addr must be this very byte. */
+	for (i = 0; i < LIB_THREADS; i++)
+		addrs[i] = rmpt_view_hva(rv, RMPT_DATA_GPA + i * RMPT_SZ_2M + 0x18 + 8 * i);
+	ksft_test_result(!rmpt_sigbus_storm(addrs, LIB_THREADS, 200, 0, true),
+			 "view_sigbus_8_threads\n");
 }
 
 static void test_private_flavours_named(const struct rmpt_caps *caps)
