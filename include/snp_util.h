@@ -7,6 +7,7 @@
 #ifndef SELFTEST_KVM_SNP_UTIL_H
 #define SELFTEST_KVM_SNP_UTIL_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -15,6 +16,7 @@
 #include <linux/bits.h>
 #include <linux/types.h>
 
+#include "kselftest.h"
 #include "kvm_util.h"
 #include "snp_fault.h"
 #include "snp_ghcb.h"
@@ -183,8 +185,25 @@ bool rmpt_map_gpa_request_valid(const struct rmpt_vm *rv, u64 gpa, u64 npages, u
 u32 rmpt_vcpu_run(struct rmpt_vm *rv, struct kvm_vcpu *vcpu);
 u64 rmpt_get_ucall(struct rmpt_vm *rv, struct kvm_vcpu *vcpu, struct ucall *uc);
 
+/*
+ * "ok N name # SKIP reason": kselftest's ksft_test_result_skip() leaves
+ * the name out.  Inline, as kselftest.h's counters are per source file.
+ */
+static inline __printf(2, 3) void rmpt_test_result_skip(const char *name, const char *fmt, ...)
+{
+	va_list ap;
+
+	ksft_inc_xskip_cnt();
+	printf("ok %u %s # SKIP ", ksft_test_num(), name);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+}
+
 /* Kernel log (lib/kmsg_util.c) */
 bool rmpt_kmsg_line_bad(const char *line);
+int rmpt_kmsg_write(const char *text);
 int rmpt_kmsg_mark(const char *tag, char *marker, size_t len);
 int rmpt_kmsg_scan(const char *marker, char *first_bad, size_t len);
 

@@ -31,21 +31,34 @@ bool rmpt_kmsg_line_bad(const char *line)
 	return false;
 }
 
+/*
+ * One record in the kernel log.  The newline matters: the kernel keeps a
+ * record without one open for a continuation, and /dev/kmsg readers do
+ * not see it until a later record closes it.
+ */
+int rmpt_kmsg_write(const char *text)
+{
+	char line[512];
+	ssize_t n;
+	int fd;
+
+	snprintf(line, sizeof(line), "%s\n", text);
+	fd = open("/dev/kmsg", O_WRONLY);
+	if (fd < 0)
+		return -errno;
+	n = write(fd, line, strlen(line));
+	close(fd);
+	return n < 0 ? -errno : 0;
+}
+
 int rmpt_kmsg_mark(const char *tag, char *marker, size_t len)
 {
 	struct timespec ts;
-	ssize_t n;
-	int fd;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	snprintf(marker, len, "snp-rmp-selftests: %s %d.%ld.%ld start", tag,
 		 getpid(), (long)ts.tv_sec, ts.tv_nsec);
-	fd = open("/dev/kmsg", O_WRONLY);
-	if (fd < 0)
-		return -errno;
-	n = write(fd, marker, strlen(marker));
-	close(fd);
-	return n < 0 ? -errno : 0;
+	return rmpt_kmsg_write(marker);
 }
 
 /*
