@@ -1,0 +1,74 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# snp_rmp_user_fault_test must be able to fail: each case that runs here,
+# with its expectation inverted (-X CASE: a SIGBUS expected one byte off,
+# a split expected not to happen, EFAULT expected to succeed, a pattern
+# the guest must not see, a kernel log line the scan must flag), has to
+# come out "not ok" and the program has to exit 1.  Bad options must be
+# refused with usage and exit 1.
+
+set -u
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${BUILD:-$top/build}
+prog=$BUILD/x86_64/snp_rmp_user_fault_test
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+n=0
+failed=0
+
+result() {
+	n=$((n + 1))
+	case $1 in
+	ok) echo "ok $n $2" ;;
+	skip) echo "ok $n $2 # SKIP $3" ;;
+	*) echo "not ok $n $2"; failed=1 ;;
+	esac
+}
+
+check() {
+	local name=$1
+
+	shift
+	if "$@"; then result ok "$name"; else result fail "$name"; fi
+}
+
+if [ ! -x "$prog" ]; then
+	result fail "$prog is built"
+	exit 1
+fi
+
+"$prog" -f default >"$tmp/plain.txt" 2>&1
+plain_rc=$?
+sed 's/^/# /' "$tmp/plain.txt"
+check "the default flavour passes as it is (exit $plain_rc)" test "$plain_rc" -eq 0
+
+# Cases that ran (not skipped) on the default flavour.
+ran=$(sed -nE 's/^ok [0-9]+ ([a-z0-9_]+)\.default$/\1/p' "$tmp/plain.txt")
+check "some cases ran on the default flavour" test -n "$ran"
+
+for case in $ran; do
+	"$prog" -f default -X "$case" >"$tmp/$case.txt" 2>&1
+	rc=$?
+	grep -E "^(not )?ok [0-9]+ $case\.default" "$tmp/$case.txt" | sed 's/^/# /'
+	grep -E '(expected|got)' "$tmp/$case.txt" | head -n 2 | sed 's/^/# /'
+	check "-X $case makes $case.default fail" grep -qE "^not ok [0-9]+ $case\.default\$" "$tmp/$case.txt"
+	check "-X $case fails nothing else" test "$(grep -c '^not ok' "$tmp/$case.txt")" -eq 1
+	check "-X $case exits 1 (got $rc)" test "$rc" -eq 1
+done
+
+# shellcheck disable=SC2317 # only called through check()
+usage_fails() {
+	"$prog" "$@" >"$tmp/usage.out" 2>"$tmp/usage.err"
+	[ $? -eq 1 ] && grep -q '^usage:' "$tmp/usage.err" && ! grep -q '^ok' "$tmp/usage.out"
+}
+
+check "-f nosuch is refused with usage" usage_fails -f nosuch
+check "-s 12x is refused with usage" usage_fails -s 12x
+check "-X nosuch is refused with usage" usage_fails -X nosuch
+check "a stray argument is refused with usage" usage_fails stray
+check "-Z is refused with usage" usage_fails -Z
+check "-h prints usage and exits 0" bash -c "'$prog' -h | grep -q '^usage:'"
+
+exit "$failed"
