@@ -58,6 +58,15 @@ for case in $ran; do
 	check "-X $case exits 1 (got $rc)" test "$rc" -eq 1
 done
 
+# A run in which every case skipped is a skip (4), not a pass.
+if ! grep -q '^# flavour snp: usable' "$tmp/plain.txt"; then
+	"$prog" -f snp >"$tmp/snp.txt" 2>&1
+	rc=$?
+	check "-f snp, where snp cannot run, exits 4 (got $rc)" test "$rc" -eq 4
+else
+	result skip "-f snp, where snp cannot run, exits 4" "snp runs on this machine"
+fi
+
 # shellcheck disable=SC2317 # only called through check()
 usage_fails() {
 	"$prog" "$@" >"$tmp/usage.out" 2>"$tmp/usage.err"
