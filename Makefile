@@ -21,7 +21,7 @@ UNIT_PROGS := $(patsubst %.c,$(BUILD)/%,$(UNIT_SRCS))
 .PHONY: all run check unit clean deps help FORCE
 
 # Goals that need no kernel tree; every other goal provisions or checks one.
-NO_TREE_GOALS := clean deps help
+NO_TREE_GOALS := clean deps help intree uninstall-intree
 ifneq ($(filter-out $(NO_TREE_GOALS),$(or $(MAKECMDGOALS),all)),)
 
 ifeq ($(KSRC),)
@@ -107,6 +107,15 @@ check: all unit
 deps:
 	scripts/install-deps.sh
 
+# Into a kernel tree of your own (KSRC=, required), so that the tree's
+# `make -C tools/testing/selftests TARGETS=kvm` builds the suite.
+.PHONY: intree uninstall-intree
+intree:
+	scripts/intree.sh install "$(KSRC)"
+
+uninstall-intree:
+	scripts/intree.sh uninstall "$(KSRC)"
+
 clean:
 	rm -rf $(BUILD)
 
@@ -116,10 +125,13 @@ help:
 	@echo '  run     build, then run the suite through run_tests.sh (RUN_ARGS=...)'
 	@echo '  check   build, then run the project'"'"'s own tests'
 	@echo '  deps    install the Debian packages the build and the tests need'
+	@echo '  intree  put the suite into KSRC'"'"'s tools/testing/selftests/kvm (6.12'
+	@echo '          or mainline layout), for make -C tools/testing/selftests TARGETS=kvm'
+	@echo '  uninstall-intree  take it out of KSRC again, leaving the tree as it was'
 	@echo '  clean   remove $$(O)'
 	@echo 'Variables:'
 	@echo '  O=DIR             build folder (default: build)'
-	@echo '  KSRC=DIR          kernel source tree (6.12 or newer); never written to'
+	@echo '  KSRC=DIR          kernel source tree (6.12 or newer); only intree writes to it'
 	@echo '  KSRC_FLAVOR=NAME  without KSRC: lts (linux-source-6.12, default)'
 	@echo '                    or mainline (newest linux-source of Debian unstable)'
 	@echo '  V=1               show the commands'

@@ -11,6 +11,11 @@
 # way out.  At the end the kernel log since a start marker is checked for
 # splats, as the last result of the document.
 #
+# With --repeat N the tests run N rounds and the coefficient of variation
+# of every metric they report is shown; --save keeps those metrics as a
+# baseline, and --gate compares them with one (scripts/gate.py), adding
+# the result "gate" after kernel_log_clean.
+#
 # Hooks for the project's own tests (tests/t_runner.sh):
 #   SNP_RMP_THP_DIR=DIR     save and restore DIR instead of the THP sysfs
 #   SNP_RMP_KLOG_FILE=FILE  read the "kernel log" from FILE; /dev/kmsg is
@@ -25,6 +30,7 @@ readonly KILLED_RC=137		# ... and this if it also ignored SIGTERM
 readonly KILL_AFTER=5		# seconds from SIGTERM to SIGKILL
 readonly DEFAULT_TIMEOUT=45	# kselftest's default
 readonly THP_SYSFS=/sys/kernel/mm/transparent_hugepage
+readonly MAX_REPEAT=9999
 
 # Kernel log lines that mean the run hurt the host (extended regex).
 readonly KLOG_BAD='WARNING:|BUG:|kernel BUG|Oops|RMP|[Bb]ad page|general protection fault|Call Trace:'
@@ -32,6 +38,7 @@ readonly KLOG_SHOWN=50		# offending lines copied into the document
 
 SCRIPT_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)
 readonly SCRIPT_DIR
+readonly GATE_PY=$SCRIPT_DIR/scripts/gate.py
 
 # Command line.
 MODE=run
@@ -40,12 +47,19 @@ WANTED=()
 OPT_TIMEOUT=""
 BUILD_DIR=${O:-$SCRIPT_DIR/build}
 RESULTS_DIR=""
+REPEAT=1
+SAVE_DIR=""
+GATE_DIR=""
+SHORT_ARGS=()		# the command line without its long options
 
 # Run state; the signal and exit traps read it.
 TESTS=()		# every test program, sorted by name
 RUN=()			# the ones this run executes, in order
 TIMEOUT=""
 RUN_ID=""
+ROUND=1			# the round running, 1..REPEAT
+ROUND_DIR=""		# its logs and metrics: RESULTS_DIR, or a round-N folder
+STORE=""		# where passing rounds' metrics are filed as <test>/<round>.json
 TMP_DIR=""
 FIFO=""
 KTAP_COPY=""
@@ -68,6 +82,7 @@ STDBUF=()
 usage() {
 	cat <<EOF
 Usage: ${0##*/} [-h] [-l] [-q] [-t NAME]... [-T SECONDS] [-b BUILD_DIR] [-o RESULTS_DIR]
+                    [--repeat N] [--save DIR] [--gate BASELINE_DIR]
 Run the $SUITE selftests and print one KTAP document on stdout.
 
   -b DIR   build folder, tests are DIR/x86_64/* (default: \$O, else
@@ -79,6 +94,14 @@ Run the $SUITE selftests and print one KTAP document on stdout.
            settings file, which beats $DEFAULT_TIMEOUT
   -o DIR   results folder (default: BUILD_DIR/results/<UTC timestamp>)
   -h       show this help
+  --repeat N   run the tests N times, round N's logs in RESULTS_DIR/round-N;
+               from 2 on, print the CV of every metric (noise table)
+  --save DIR   keep the metrics of the passing runs as DIR/<test>/<run>.json
+               plus DIR/manifest.json: a baseline for --gate (DIR must be
+               new or empty)
+  --gate DIR   compare the metrics with the baseline DIR; a regression
+               beyond the noise fails the extra result "gate" (see
+               scripts/gate.py; use --repeat 5 or more)
 
 Exit status: 0 passed, 1 something failed, 2 usage error, 4 every test
 skipped, 128+N killed by signal N (the tests are stopped, THP restored).
@@ -100,9 +123,69 @@ is_seconds() {
 	[[ $1 =~ ^[1-9][0-9]{0,8}$ ]]
 }
 
+# True if the short option cluster $1 ends in an option whose argument is
+# the next word (-t NAME, -qt NAME), so that word is no option of ours.
+wants_next_word() {
+	local i
+
+	for ((i = 1; i < ${#1}; i++)); do
+		case ${1:i:1} in
+		[tTbo])
+			((i == ${#1} - 1))
+			return ;;
+		esac
+	done
+	return 1
+}
+
+long_option() {
+	case $1 in
+	--repeat) REPEAT=$2 ;;
+	--save) SAVE_DIR=$2 ;;
+	--gate) GATE_DIR=$2 ;;
+	esac
+}
+
+# getopts knows no long options: take them out, leave the rest in SHORT_ARGS.
+split_long_options() {
+	local arg
+
+	while (($#)); do
+		arg=$1
+		shift
+		case $arg in
+		--)
+			SHORT_ARGS+=(-- "$@")
+			return ;;
+		--repeat | --save | --gate)
+			if (($# == 0)); then
+				usage_error "option $arg needs an argument"
+			fi
+			long_option "$arg" "$1"
+			shift ;;
+		--repeat=* | --save=* | --gate=*)
+			long_option "${arg%%=*}" "${arg#*=}" ;;
+		--help)
+			SHORT_ARGS+=(-h) ;;
+		--*)
+			usage_error "unknown option $arg" ;;
+		-?*)
+			SHORT_ARGS+=("$arg")
+			if wants_next_word "$arg" && (($#)); then
+				SHORT_ARGS+=("$1")
+				shift
+			fi ;;
+		*)
+			SHORT_ARGS+=("$arg") ;;
+		esac
+	done
+}
+
 parse_args() {
 	local opt
 
+	split_long_options "$@"
+	set -- "${SHORT_ARGS[@]}"
 	while getopts ':hlqt:T:b:o:' opt; do
 		case $opt in
 		h) MODE=help ;;
@@ -122,6 +205,36 @@ parse_args() {
 	fi
 	if [[ -n $OPT_TIMEOUT ]] && ! is_seconds "$OPT_TIMEOUT"; then
 		usage_error "-T wants a positive number of seconds, not '$OPT_TIMEOUT'"
+	fi
+	if [[ ! $REPEAT =~ ^[1-9][0-9]*$ ]] || ((${#REPEAT} > ${#MAX_REPEAT} || REPEAT > MAX_REPEAT)); then
+		usage_error "--repeat wants a count from 1 to $MAX_REPEAT, not '$REPEAT'"
+	fi
+}
+
+# The folders of --save and --gate, checked before anything runs: a
+# baseline is never overwritten, and a run that cannot be gated is not
+# worth starting.
+check_metrics_args() {
+	if [[ -n $SAVE_DIR && -e $SAVE_DIR ]]; then
+		if [[ ! -d $SAVE_DIR ]]; then
+			usage_error "--save $SAVE_DIR: not a folder"
+		fi
+		if [[ -n $(ls -A -- "$SAVE_DIR") ]]; then
+			usage_error "--save $SAVE_DIR: not empty; a saved run is never overwritten, pick a new folder"
+		fi
+	fi
+	if [[ -n $GATE_DIR ]]; then
+		if [[ ! -f $GATE_DIR/manifest.json ]]; then
+			usage_error "--gate $GATE_DIR: no saved run there (no manifest.json; make one with --repeat N --save DIR)"
+		fi
+		# The tests run from the build folder: keep the path absolute.
+		GATE_DIR=$(cd -- "$GATE_DIR" && pwd -P)
+	fi
+	if ((REPEAT > 1)) || [[ -n $SAVE_DIR || -n $GATE_DIR ]]; then
+		if ! command -v python3 >/dev/null; then
+			die "--repeat, --save and --gate need python3 (for $GATE_PY)"
+		fi
+		[[ -r $GATE_PY ]] || die "no $GATE_PY"
 	fi
 }
 
@@ -229,8 +342,21 @@ prepare_results() {
 	KTAP_COPY=$RESULTS_DIR/ktap.txt
 	: >"$KTAP_COPY"
 	export SNP_RMP_RESULTS=$RESULTS_DIR
+	ROUND_DIR=$RESULTS_DIR
 	if ((QUICK)); then
 		export SNP_RMP_QUICK=1
+	fi
+	prepare_store
+}
+
+# Metrics are filed when they are to be kept, compared or measured for noise.
+prepare_store() {
+	if [[ -n $SAVE_DIR ]]; then
+		mkdir -p -- "$SAVE_DIR" || die "cannot create $SAVE_DIR"
+		STORE=$(cd -- "$SAVE_DIR" && pwd -P)
+	elif ((REPEAT > 1)) || [[ -n $GATE_DIR ]]; then
+		STORE=$RESULTS_DIR/metrics
+		mkdir -p -- "$STORE" || die "cannot create $STORE"
 	fi
 }
 
@@ -258,12 +384,19 @@ note() {
 	fi
 }
 
+# Every round's tests, kernel_log_clean, and the gate if asked for.
 open_document() {
-	PLAN=$((${#RUN[@]} + 1))
+	PLAN=$((REPEAT * ${#RUN[@]} + 1))
+	if [[ -n $GATE_DIR ]]; then
+		PLAN=$((PLAN + 1))
+	fi
 	DOC=open
 	out "TAP version 13"
 	out "1..$PLAN"
 	out "# timeout set to $TIMEOUT seconds; results in $RESULTS_DIR"
+	if [[ -n $STORE ]]; then
+		out "# $REPEAT round(s); metrics of passing runs filed in $STORE"
+	fi
 }
 
 # result pass|fail|skip NAME [DIRECTIVE]: print and count the next result.
@@ -294,7 +427,7 @@ exit_status() {
 	if ((FAIL)); then
 		return 1
 	fi
-	if ((PROG_SKIPS == ${#RUN[@]})); then
+	if ((PROG_SKIPS == REPEAT * ${#RUN[@]})); then
 		return "$SKIP_RC"
 	fi
 	return 0
@@ -536,14 +669,33 @@ report_test() {
 	fi
 }
 
+# File a passing run's metrics as STORE/<test>/<round>.json.  A failed
+# run's numbers describe a broken run: they stay in its folder only.
+file_metrics() {
+	local name=$1 rc=$2 metrics=$3
+
+	if [[ -z $STORE || ! -f $metrics ]]; then
+		return 0
+	fi
+	if ((rc != 0)); then
+		note "metrics of $name (round $ROUND) not kept: the test did not pass"
+		return 0
+	fi
+	mkdir -p -- "$STORE/$name"
+	cp -- "$metrics" "$STORE/$name/$ROUND.json"
+}
+
 run_one() {
 	local name=$1 rc=0 start=$SECONDS
+	local metrics=$ROUND_DIR/$name.json
 
 	out "# selftests: $SUITE: $name"
-	CURRENT_LOG=$RESULTS_DIR/$name.log
+	CURRENT_LOG=$ROUND_DIR/$name.log
+	# No stale document from an earlier run into the same folder.
+	rm -f -- "$metrics"
 	stream_output "$CURRENT_LOG" <"$FIFO" &
 	STREAM_PID=$!
-	SNP_RMP_METRICS=$RESULTS_DIR/$name.json \
+	SNP_RMP_METRICS=$metrics \
 		timeout --kill-after="$KILL_AFTER" "$TIMEOUT" "${STDBUF[@]}" "./$name" \
 		</dev/null >"$FIFO" 2>&1 &
 	TEST_PID=$!
@@ -552,6 +704,73 @@ run_one() {
 	reap_test_group
 	finish_stream
 	report_test "$name" "$rc" $((SECONDS - start))
+	file_metrics "$name" "$rc" "$metrics"
+}
+
+# With rounds, each has a folder of its own for logs and metrics.
+start_round() {
+	if ((REPEAT == 1)); then
+		return 0
+	fi
+	ROUND_DIR=$RESULTS_DIR/round-$ROUND
+	mkdir -p -- "$ROUND_DIR"
+	export SNP_RMP_RESULTS=$ROUND_DIR
+	note "round $ROUND of $REPEAT"
+}
+
+# ---- metrics: noise and gate --------------------------------------------
+
+# Print a file of gate.py output into the document as diagnostics.
+show_file() {
+	local line
+
+	while IFS= read -r line || [[ -n $line ]]; do
+		out "# $line"
+	done <"$1"
+}
+
+finish_store() {
+	local -a quick=()
+
+	if ((QUICK)); then
+		quick=(--quick)
+	fi
+	if ! python3 "$GATE_PY" manifest "$STORE" --repeat "$REPEAT" "${quick[@]}" \
+			2>"$TMP_DIR/manifest.err"; then
+		note "could not write $STORE/manifest.json: $(head -n 1 -- "$TMP_DIR/manifest.err")"
+	fi
+}
+
+# The coefficient of variation of each metric over the rounds.
+report_noise() {
+	local table=$RESULTS_DIR/noise.txt
+
+	python3 "$GATE_PY" noise "$STORE" >"$table" 2>&1 || true
+	show_file "$table"
+}
+
+# The last result: the comparison with the baseline.
+report_gate() {
+	local table=$RESULTS_DIR/gate.txt rc=0 name
+	local -a only=()
+
+	for name in "${RUN[@]}"; do
+		only+=(--test "$name")
+	done
+	python3 "$GATE_PY" compare "$GATE_DIR" "$STORE" "${only[@]}" >"$table" 2>&1 || rc=$?
+	show_file "$table"
+	case $rc in
+	0)
+		if grep -q '^gate: SKIP' -- "$table"; then
+			result skip gate "SKIP no metric measured in both the baseline and this run"
+		else
+			result pass gate
+		fi ;;
+	1)
+		result fail gate ;;
+	*)
+		result fail gate "bad input (gate.py exit $rc)" ;;
+	esac
 }
 
 # ---- ways out -----------------------------------------------------------
@@ -576,7 +795,7 @@ cleanup() {
 # Stop the test, report it and the tests not run as interrupted, so the
 # document stays whole and parseable, then exit 128+signal.
 on_signal() {
-	local i
+	local i tests
 
 	set +e
 	trap '' INT TERM HUP PIPE
@@ -584,11 +803,15 @@ on_signal() {
 	thp_restore
 	if [[ $DOC == open ]]; then
 		note "interrupted by a signal"
-		for ((i = NUM; i < ${#RUN[@]}; i++)); do
-			result fail "${RUN[i]}" interrupted
+		tests=$((REPEAT * ${#RUN[@]}))
+		for ((i = NUM; i < tests; i++)); do
+			result fail "${RUN[i % ${#RUN[@]}]}" interrupted
 		done
-		if ((NUM < PLAN)); then
+		if ((NUM == tests)); then
 			result fail kernel_log_clean interrupted
+		fi
+		if ((NUM < PLAN)); then
+			result fail gate interrupted
 		fi
 		close_document
 	fi
@@ -611,11 +834,9 @@ set_traps() {
 
 # ---- modes --------------------------------------------------------------
 #
-# One function per mode, picked in main().  A later
-# "--repeat N --save DIR --gate BASELINE" mode belongs here as mode_gate():
-# repeat run_one() over RUN with a results folder per round under DIR, then
-# compare the rounds' metrics JSON files with BASELINE.  getopts takes no
-# long options, so parse_args() has to learn those first.
+# One function per mode, picked in main().  --repeat, --save and --gate
+# are no mode of their own: they make mode_run() run rounds, file the
+# metrics and judge them after the kernel log.
 
 mode_help() {
 	usage
@@ -641,11 +862,23 @@ run_suite() {
 	thp_save
 	klog_begin
 	cd -- "$BUILD_DIR/x86_64"
-	for name in "${RUN[@]}"; do
-		run_one "$name"
+	for ((ROUND = 1; ROUND <= REPEAT; ROUND++)); do
+		start_round
+		for name in "${RUN[@]}"; do
+			run_one "$name"
+		done
 	done
 	thp_restore
 	report_klog
+	if [[ -n $STORE ]]; then
+		finish_store
+	fi
+	if ((REPEAT > 1)); then
+		report_noise
+	fi
+	if [[ -n $GATE_DIR ]]; then
+		report_gate
+	fi
 	close_document
 }
 
@@ -654,6 +887,7 @@ mode_run() {
 	load_tests
 	BUILD_DIR=$(cd -- "$BUILD_DIR" && pwd -P)
 	select_tests
+	check_metrics_args
 	prepare_results
 	run_suite
 	exit_status

@@ -4,12 +4,13 @@
 # Install the Debian packages that building and testing the suite need:
 # the compiler and make, libnuma, what provisioning a kernel tree uses
 # (apt, dpkg-deb, xz), perl for generating its uapi headers, python3 for
-# the kernel's KTAP parser, shellcheck for our shell.  Only missing
+# the kernel's KTAP parser and the gate, shellcheck for our shell, rsync
+# for kselftest_install.sh in the in-tree test.  Only missing
 # packages are installed; nothing is done when all are present.
 
 set -eu
 
-PACKAGES=(gcc make libc6-dev libnuma-dev xz-utils python3 perl shellcheck procps util-linux)
+PACKAGES=(gcc make libc6-dev libnuma-dev xz-utils python3 perl shellcheck procps util-linux rsync)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
