@@ -39,17 +39,27 @@ bool rmpt_flavour_has_private_mem(enum rmpt_flavour f)
 	return f == RMPT_SNP || f == RMPT_SW_PROTECTED;
 }
 
+/*
+ * Slot 0 also holds the guest page tables that map the data region at 4K:
+ * one table page per 2M, plus the levels above and some slack.
+ */
+static u64 page_table_pages(u64 data_size)
+{
+	return data_size / RMPT_SZ_2M + data_size / (1ULL << 30) + 16;
+}
+
 static struct kvm_vm *create_vm(struct rmpt_vm *rv, const struct rmpt_vm_params *p)
 {
+	u64 extra = page_table_pages(p->data_size);
 	struct vm_shape shape = VM_SHAPE_DEFAULT;
 
 	/* SNP: slot 0 on guest_memfd, KVM_SEV_INIT2 before the vCPUs. */
 	if (p->flavour == RMPT_SNP)
-		return rmpt_snp_vm_create(p->nr_vcpus, 0, p->guest_code, rv->vcpus);
+		return rmpt_snp_vm_create(p->nr_vcpus, extra, p->guest_code, rv->vcpus);
 	if (p->flavour == RMPT_LEGACY_V6)
-		return rmpt_v6_vm_create(p->nr_vcpus, 0, p->guest_code, rv->vcpus);
+		return rmpt_v6_vm_create(p->nr_vcpus, extra, p->guest_code, rv->vcpus);
 	shape.type = vm_type_of(p->flavour);
-	return __vm_create_with_vcpus(shape, p->nr_vcpus, 0, p->guest_code, rv->vcpus);
+	return __vm_create_with_vcpus(shape, p->nr_vcpus, extra, p->guest_code, rv->vcpus);
 }
 
 static void add_data_region(struct rmpt_vm *rv, const struct rmpt_vm_params *p)
