@@ -39,18 +39,10 @@ bool rmpt_flavour_has_private_mem(enum rmpt_flavour f)
 	return f == RMPT_SNP || f == RMPT_SW_PROTECTED;
 }
 
-/*
- * Slot 0 also holds the guest page tables that map the data region at 4K:
- * one table page per 2M, plus the levels above and some slack.
- */
-static u64 page_table_pages(u64 data_size)
-{
-	return data_size / RMPT_SZ_2M + data_size / (1ULL << 30) + 16;
-}
-
 static struct kvm_vm *create_vm(struct rmpt_vm *rv, const struct rmpt_vm_params *p)
 {
-	u64 extra = page_table_pages(p->data_size);
+	/* Memory outside slot 0: the framework sizes slot 0's page tables by it. */
+	u64 extra = p->data_size / RMPT_SZ_4K;
 	struct vm_shape shape = VM_SHAPE_DEFAULT;
 
 	/* SNP: slot 0 on guest_memfd, KVM_SEV_INIT2 before the vCPUs. */
