@@ -18,7 +18,7 @@ UNIT_PROGS := $(patsubst %.c,$(BUILD)/%,$(UNIT_SRCS))
 .DEFAULT_GOAL := all
 # Keep our objects between builds: pattern rules would treat them as intermediate.
 .SECONDARY:
-.PHONY: all run check unit clean deps help FORCE
+.PHONY: all run check unit bench clean deps help FORCE
 
 # Goals that need no kernel tree; every other goal provisions or checks one.
 NO_TREE_GOALS := clean deps help intree uninstall-intree
@@ -104,6 +104,9 @@ run: all
 check: all unit
 	BUILD=$(BUILD) KSRC=$(KSRC) tests/run.sh
 
+bench: all
+	$(MAKE) -C bench O=$(BUILD) KSRC=$(KSRC)
+
 deps:
 	scripts/install-deps.sh
 
@@ -124,6 +127,7 @@ help:
 	@echo '  all     build every test program into $$(O)/x86_64 (default)'
 	@echo '  run     build, then run the suite through run_tests.sh (RUN_ARGS=...)'
 	@echo '  check   build, then run the project'"'"'s own tests'
+	@echo '  bench   build bench/page_fault_bench (make -C bench run runs it)'
 	@echo '  deps    install the Debian packages the build and the tests need'
 	@echo '  intree  put the suite into KSRC'"'"'s tools/testing/selftests/kvm (6.12'
 	@echo '          or mainline layout), for make -C tools/testing/selftests TARGETS=kvm'

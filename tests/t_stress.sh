@@ -1,0 +1,168 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# snp_thp_split_stress on this machine: usage errors leave nothing behind,
+# the same seed gives the same schedule (-S) and the run follows it, a
+# quick run passes and writes a metrics document of the agreed schema, and
+# each invariant can fail: SNP_RMP_STRESS_INJECT (test-only) breaks one
+# invariant once, and the program must then exit 1 with that "not ok" line.
+#
+# Prints "ok N what", "not ok N what" or "ok N what # SKIP why"; the
+# program's own output is "# " prefixed.
+
+set -u
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${BUILD:-$top/build}
+prog=$BUILD/x86_64/snp_thp_split_stress
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/t_stress.XXXXXX")
+n=0
+failed=0
+
+trap 'rm -rf -- "$tmp"' EXIT
+unset SNP_RMP_METRICS SNP_RMP_QUICK SNP_RMP_STRESS_INJECT
+
+result() {
+	n=$((n + 1))
+	case $1 in
+	ok) echo "ok $n $2" ;;
+	skip) echo "ok $n $2 # SKIP $3" ;;
+	*)
+		echo "not ok $n $2"
+		failed=1
+		;;
+	esac
+}
+
+check() {
+	local what=$1
+
+	shift
+	if "$@"; then result ok "$what"; else result fail "$what"; fi
+}
+
+show() {
+	sed 's/^/# /' "$1"
+}
+
+# The schedule lines of a dry run or of a run ("# " prefixed there).
+schedule() {
+	sed -nE 's/^(# )?schedule ((vcpu|host|splitter|collapser)[0-9]+ [0-9]+ 0x[0-9a-f]+)$/\2/p' "$1"
+}
+
+if [ ! -x "$prog" ]; then
+	result fail "snp_thp_split_stress is built ($prog)"
+	exit 1
+fi
+
+# ---- options -----------------------------------------------------------------
+
+"$prog" -q -m 3 -o "$tmp/bad.json" >"$tmp/bad.out" 2>"$tmp/bad.err"
+rc=$?
+check "bad -m exits 1 (got $rc)" test "$rc" -eq 1
+check "bad -m prints usage on stderr" grep -q '^Usage:' "$tmp/bad.err"
+check "bad -m leaves no metrics file" test ! -e "$tmp/bad.json"
+check "bad -m prints no TAP" bash -c "! grep -q '^TAP' '$tmp/bad.out'"
+"$prog" -h >"$tmp/help.out" 2>&1
+rc=$?
+check "-h exits 0 with usage (got $rc)" bash -c "[ $rc -eq 0 ] && grep -q '^Usage:' '$tmp/help.out'"
+
+# ---- the schedule is a function of the seed ----------------------------------
+
+args=(-q -v 2 -t 2 -m 64)
+"$prog" "${args[@]}" -S -s 0x5eed >"$tmp/dry1" 2>&1
+"$prog" "${args[@]}" -S -s 0x5eed >"$tmp/dry2" 2>&1
+"$prog" "${args[@]}" -S -s 0x5eee >"$tmp/dry3" 2>&1
+schedule "$tmp/dry1" >"$tmp/s1"
+schedule "$tmp/dry2" >"$tmp/s2"
+schedule "$tmp/dry3" >"$tmp/s3"
+show "$tmp/s1"
+check "-S prints a hash per actor (6)" test "$(wc -l <"$tmp/s1")" -eq 6
+check "-S: same seed, same schedule" cmp -s "$tmp/s1" "$tmp/s2"
+check "-S: another seed, every actor's schedule differs" \
+	bash -c "[ -z \"\$(comm -12 <(sort '$tmp/s1') <(sort '$tmp/s3'))\" ]"
+
+if [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
+	result skip "quick run and injected failures" "no access to /dev/kvm"
+	exit "$failed"
+fi
+
+# ---- a quick run ---------------------------------------------------------------
+
+SNP_RMP_QUICK=1 SNP_RMP_METRICS=$tmp/quick.json "$prog" -s 0x5eed -v 2 -t 2 -m 64 \
+	>"$tmp/quick.out" 2>&1
+rc=$?
+show "$tmp/quick.out"
+check "quick run exits 0 (got $rc)" test "$rc" -eq 0
+check "quick run: no 'not ok'" bash -c "! grep -q '^not ok' '$tmp/quick.out'"
+check "quick run: 9 results" test "$(grep -cE '^(not )?ok [0-9]+ ' "$tmp/quick.out")" -eq 9
+schedule "$tmp/quick.out" >"$tmp/sq"
+check "the run followed the -S schedule of its seed" cmp -s "$tmp/s1" "$tmp/sq"
+check "metrics JSON is valid (python3 -m json.tool)" \
+	python3 -m json.tool "$tmp/quick.json" /dev/null
+check "metrics JSON has the agreed schema, all invariants 0" python3 - "$tmp/quick.json" <<'EOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["schema"] == "snp-rmp-metrics/1" and d["test"] == "snp_thp_split_stress"
+for k in ("kernel", "flavour", "thp", "cpu", "nodes"):
+    assert k in d["env"], k
+for k in ("seed", "duration_s", "vcpus", "threads", "mem_mib"):
+    assert k in d["params"], k
+assert d["params"]["seed"] == 0x5eed
+for k in ("host_faults_per_s", "guest_stamps_per_s", "conversions_per_s", "splits",
+          "collapses", "splits_per_s", "sigbus_latency_p50_ns", "sigbus_latency_p99_ns",
+          "fault_latency_p50_ns", "fault_latency_p99_ns", "fault_latency_max_ns"):
+    m = d["metrics"][k]
+    assert isinstance(m["value"], (int, float)) and m["better"] in ("higher", "lower", "none"), k
+    assert isinstance(m["unit"], str), k
+assert d["invariants"] and all(v == 0 for v in d["invariants"].values()), d["invariants"]
+assert isinstance(d["per_thread"], list) and isinstance(d["per_node"], list)
+assert len([t for t in d["per_thread"] if t["actor"] == "host"]) == 2
+EOF
+
+# ---- every invariant can fail ------------------------------------------------
+
+# inject NAME "not ok N subtest": the run must exit 1 and print exactly that.
+inject() {
+	local name=$1 want=$2 out=$tmp/inject.$1 rc line
+
+	SNP_RMP_STRESS_INJECT=$name SNP_RMP_METRICS=$out.json "$prog" -q -d 2 -m 64 \
+		>"$out" 2>&1
+	rc=$?
+	line=$(grep -E "^(not )?ok [0-9]+ ${want#not ok [0-9]* }( |$)" "$out")
+	if [[ $line == *"# SKIP"* ]]; then
+		result skip "injected $name fails $want" "${line#*# SKIP }"
+		return
+	fi
+	if [ "$rc" -ne 1 ] || ! grep -qx "$want" "$out"; then
+		show "$out"
+	fi
+	check "injected $name: exit 1 (got $rc) and '$want'" \
+		bash -c "[ $rc -eq 1 ] && grep -qx '$want' '$out'"
+}
+
+inject unexpected_sigbus "not ok 1 no_unexpected_sigbus"
+inject missed_sigbus "not ok 2 no_missed_sigbus"
+inject host_mismatch "not ok 3 no_stamp_mismatch"
+inject guest_mismatch "not ok 3 no_stamp_mismatch"
+inject kvm_run_error "not ok 4 no_kvm_run_error"
+inject no_split "not ok 5 thp_splits_seen"
+inject no_collapse "not ok 6 thp_collapses_seen"
+inject kmsg "not ok 8 kernel_log_clean"
+check "an injected mismatch reaches the metrics invariants" python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["invariants"]["stamp_mismatches"] > 0, d["invariants"]
+' "$tmp/inject.host_mismatch.json"
+
+# ---- what this machine cannot run is a SKIP naming the capability ---------
+
+"$prog" -q -f snp >"$tmp/snp.out" 2>&1
+rc=$?
+if [ "$rc" -eq 4 ]; then
+	check "-f snp SKIPs naming what is missing" grep -qE '^1\.\.0 # SKIP flavour snp: .+' "$tmp/snp.out"
+else
+	check "-f snp runs and passes where SNP is usable (got $rc)" test "$rc" -eq 0
+fi
+
+exit "$failed"
