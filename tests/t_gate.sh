@@ -19,51 +19,15 @@ set -u
 HERE=$(cd -- "$(dirname -- "$0")" && pwd -P)
 readonly GATE=$HERE/../scripts/gate.py
 readonly RUNNER=$HERE/../run_tests.sh
-T=$(mktemp -d "${TMPDIR:-/tmp}/t_gate.XXXXXX")
-N=0
-FAILED=0
+# shellcheck source=tests/lib.sh
+. "$HERE/lib.sh"
 RC=0
-
-cleanup() {
-	local pids
-
-	pids=$(pgrep -f -- "$T/") || pids=""
-	if [[ -n $pids ]]; then
-		# shellcheck disable=SC2086 # one pid per word on purpose
-		kill -KILL $pids 2>/dev/null
-	fi
-	rm -rf -- "$T"
-}
-trap cleanup EXIT
 
 export SNP_RMP_THP_DIR=$T/thp
 export SNP_RMP_KLOG_FILE=$T/klog
 export FAKE_STATE=$T/state
 export PYTHONDONTWRITEBYTECODE=1
 unset O SNP_RMP_TIMEOUT SNP_RMP_QUICK SNP_RMP_RESULTS SNP_RMP_METRICS FAKE_SLOW FAKE_FAIL_RUN FAKE_HOLD
-
-check() {
-	local what=$1
-
-	shift
-	N=$((N + 1))
-	if "$@"; then
-		echo "ok $N $what"
-	else
-		echo "not ok $N $what"
-		FAILED=1
-	fi
-}
-
-skip() {
-	N=$((N + 1))
-	echo "ok $N $1 # SKIP $2"
-}
-
-why() {
-	echo "# $*"
-	return 1
-}
 
 rc_is() {
 	[[ $RC == "$1" ]] || why "exit code $RC, wanted $1"

@@ -28,38 +28,12 @@ top=$(cd -- "$(dirname -- "$0")/.." && pwd -P)
 readonly INTREE=$top/scripts/intree.sh
 KSRC=${KSRC:-$top/.cache/src/linux-source-6.12}
 BUILD=${BUILD:-$top/build}
-T=$(mktemp -d "${TMPDIR:-/tmp}/t_intree.XXXXXX")
-N=0
-FAILED=0
+# shellcheck source=tests/lib.sh
+. "$top/tests/lib.sh"
 RC=0
 ARCH=""
 MK=""
 PROGS=()
-
-trap 'rm -rf -- "$T"' EXIT
-
-check() {
-	local what=$1
-
-	shift
-	N=$((N + 1))
-	if "$@"; then
-		echo "ok $N $what"
-	else
-		echo "not ok $N $what"
-		FAILED=1
-	fi
-}
-
-skip() {
-	N=$((N + 1))
-	echo "ok $N $1 # SKIP $2"
-}
-
-why() {
-	echo "# $*"
-	return 1
-}
 
 rc_is() {
 	[[ $RC == "$1" ]] || why "exit code $RC, wanted $1: $(tail -n 3 "$T/err" 2>/dev/null)"

@@ -17,24 +17,10 @@ set -u
 HERE=$(cd -- "$(dirname -- "$0")" && pwd -P)
 readonly REAL_RUNNER=$HERE/../run_tests.sh
 RUNNER=$REAL_RUNNER		# the one runner() starts
-T=$(mktemp -d "${TMPDIR:-/tmp}/t_runner.XXXXXX")
-N=0
-FAILED=0
+# shellcheck source=tests/lib.sh
+. "$HERE/lib.sh"
 RC=0
 STREAMED=0
-
-# Whatever a broken runner left behind runs from $T: stop it by pid.
-cleanup() {
-	local pids
-
-	pids=$(pgrep -f -- "$T/") || pids=""
-	if [[ -n $pids ]]; then
-		# shellcheck disable=SC2086 # one pid per word on purpose
-		kill -KILL $pids 2>/dev/null
-	fi
-	rm -rf -- "$T"
-}
-trap cleanup EXIT
 
 # Never the real sysfs or /dev/kmsg, and no settings from the caller.
 export SNP_RMP_THP_DIR=$T/thp
@@ -43,31 +29,6 @@ export FAKE_BIN=$T/bin
 unset O SNP_RMP_TIMEOUT SNP_RMP_QUICK SNP_RMP_RESULTS SNP_RMP_METRICS
 
 # ---- reporting ----------------------------------------------------------
-
-# check WHAT COMMAND...: one result line from COMMAND's exit status.
-check() {
-	local what=$1
-
-	shift
-	N=$((N + 1))
-	if "$@"; then
-		echo "ok $N $what"
-	else
-		echo "not ok $N $what"
-		FAILED=1
-	fi
-}
-
-skip() {
-	N=$((N + 1))
-	echo "ok $N $1 # SKIP $2"
-}
-
-# Say why a check failed, then fail.
-why() {
-	echo "# $*"
-	return 1
-}
 
 # ---- fixtures -----------------------------------------------------------
 
