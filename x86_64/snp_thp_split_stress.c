@@ -4,7 +4,8 @@
  *
  * Actors, each with its own PRNG seeded from (seed, actor id) so that its
  * sequence of operations is a pure function of the two (-S prints a hash of
- * it), and each bounded by the deadline and an iteration cap:
+ * it, lib/stress_schedule.c), and each bounded by the deadline and an
+ * iteration cap:
  *
  *  - vCPU workers: the guest stamps the pages of its slice of the data
  *    region and checks the stamps the host threads wrote there.  Where the
@@ -26,14 +27,10 @@
  * the stress area, is cut into one slice of whole 2M ranges per vCPU, plus
  * leftovers only the host stamps.
  *
- * Stamps: each 4K page has one word per writer, so no two writers ever
- * store to the same word: word 0 for the vCPU owning the page, word
- * HOST_WORD0 + t for host thread t.  A stamp is self-validating:
- *
- *   63    56 55    48 47      32 31        8 7     0
- *   | magic | writer | page tag |    seq    | check |
- *
- * Legal races, each of which a checker accepts:
+ * Stamps (include/snp_stamp.h): each 4K page has one word per writer, so
+ * no two writers ever store to the same word: word 0 for the vCPU owning
+ * the page, word HOST_WORD0 + t for host thread t.  Legal races, each of
+ * which a checker accepts:
  *  - a discard (splitter, or the shared half of a conversion) zeroes the
  *    whole page at any time, so 0 is always a legal value;
  *  - a word written by someone else holds any of that writer's stamps for
@@ -44,11 +41,11 @@
  *  - the guest's private copy of a page is another page: host stores land
  *    in the shared one only.
  * Anything else that is not 0 is a mismatch: a torn or foreign value, a
- * stamp for another page or by another writer.  Sequence numbers have 24
- * bits; a stale stamp exactly 2^24 - 1 writes old would pass unnoticed.
+ * stamp for another page or by another writer.
  *
- * Test-only fault injection (SNP_RMP_STRESS_INJECT=name, see
- * tests/t_stress.sh) breaks one invariant once to prove its check fails.
+ * Setup, the watch over the run, its metrics and its report are in
+ * lib/stress_*.c.  Test-only fault injection (SNP_RMP_STRESS_INJECT=name,
+ * see tests/t_stress.sh) breaks one invariant once to prove its check fails.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -57,7 +54,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -70,13 +66,10 @@
 #include "ucall_common.h"
 #include "snp_util.h"
 #include "snp_metrics.h"
+#include "snp_stress.h"
 
-#define TEST_NAME		"snp_thp_split_stress"
-#define PAGES_PER_2M		(RMPT_SZ_2M / RMPT_SZ_4K)
-#define WORDS_PER_PAGE		(RMPT_SZ_4K / sizeof(u64))
 #define GUEST_WORD		0
 #define HOST_WORD0		8	/* a cache line away from the guest's word */
-#define PREFAULT_WORD		(WORDS_PER_PAGE - 1)	/* nobody stamps it */
 #define MAX_HOST_THREADS	64
 
 #define DEFAULT_DURATION_S	30
@@ -87,455 +80,21 @@
 #define MAX_MEM_MIB		65536
 #define DEFAULT_CONV_PER_MILLE	20
 #define DEFAULT_MAX_OPS		BIT_ULL(40)
-#define SCHED_HASH_OPS		1000
 
 #define GUEST_SYNC_EVERY	1024	/* guest ops between ucalls */
-#define PROBE_ONE_IN		16	/* host ops that probe private memory */
-#define PUNCH_ONE_IN		4	/* splitter ops that punch the view */
-#define CONVERT_2M_ONE_IN	8	/* conversions of a whole 2M range */
-#define SPLIT_GAP_US		500
-#define COLLAPSE_GAP_US		200
-#define MONITOR_TICK_US		100000
-#define PROGRESS_EVERY_S	10
 #define START_WAIT_S		30	/* for a vCPU to claim its slot */
-#define NS_PER_S		1000000000UL
-
-#define STAMP_MAGIC		0xa5ULL
-#define SEQ_BITS		24
-#define SEQ_MASK		((1U << SEQ_BITS) - 1)
-#define SEQ_ANY			(~0U)	/* a reader that does not know the seq */
-#define WRITER_GUEST(v)		(0x80 | (v))
-#define WRITER_HOST(t)		(t)
-#define HASH_INIT		0xcbf29ce484222325ULL
-#define HASH_PRIME		0x100000001b3ULL
-#define CTL_MAGIC		0x6c74637373657274ULL	/* "trsssctl" */
-#define CTL_TABLE_OFF		(16 * 1024)	/* guest sequence tables from here */
 #define INJECT_PORT		0x5157		/* an I/O port no ucall uses */
 #define PROBE_POISON		0x5349474255535f3fULL	/* "?_SUBGIS" */
 
-/*
- * Code the guest runs uses general registers only: where every guest store
- * goes through KVM's instruction emulator (PVM here), an SSE instruction
- * the compiler picked to zero two words ends the guest with an emulation
- * failure.
- */
-#define GUEST_CODE		__attribute__((target("general-regs-only")))
 /* READ_ONCE()/WRITE_ONCE() are always_inline for the default target only. */
 #define guest_load(ptr)		__atomic_load_n(ptr, __ATOMIC_RELAXED)
 #define guest_store(ptr, val)	__atomic_store_n(ptr, val, __ATOMIC_RELAXED)
 
-enum actor_kind {
-	ACTOR_VCPU = 1,
-	ACTOR_HOST,
-	ACTOR_SPLITTER,
-	ACTOR_COLLAPSER,
-};
+/* ---- host: helpers ------------------------------------------------------- */
 
-#define ACTOR_ID(kind, idx)	(((u64)(kind) << 32) | (idx))
-
-/* How the guest converts pages; 0 where the flavour cannot. */
-enum conv_mode {
-	CONV_NONE,
-	CONV_SNP_PSC,
-	CONV_HYPERCALL,
-};
-
-/* Test-only: break one invariant once, to show that its check fails. */
-enum inject {
-	INJECT_NONE,
-	INJECT_UNEXPECTED_SIGBUS,
-	INJECT_MISSED_SIGBUS,
-	INJECT_HOST_MISMATCH,
-	INJECT_GUEST_MISMATCH,
-	INJECT_KVM_RUN_ERROR,
-	INJECT_NO_SPLIT,
-	INJECT_NO_COLLAPSE,
-	INJECT_KMSG,
-	NR_INJECTS,
-};
-
-static const char *const inject_names[NR_INJECTS] = {
-	[INJECT_NONE] = "none",
-	[INJECT_UNEXPECTED_SIGBUS] = "unexpected_sigbus",
-	[INJECT_MISSED_SIGBUS] = "missed_sigbus",
-	[INJECT_HOST_MISMATCH] = "host_mismatch",
-	[INJECT_GUEST_MISMATCH] = "guest_mismatch",
-	[INJECT_KVM_RUN_ERROR] = "kvm_run_error",
-	[INJECT_NO_SPLIT] = "no_split",
-	[INJECT_NO_COLLAPSE] = "no_collapse",
-	[INJECT_KMSG] = "kmsg",
-};
-
-/* ---- shared with the guest: layout, control area ------------------------- */
-
-/* Written by one vCPU, read by the host at any time. */
-struct guest_stats {
-	u64 ops;
-	u64 stamps;
-	u64 zero_words;		/* found discarded */
-	u64 mismatches;
-	u64 conversions;
-	u64 conv_errors;
-	u64 bad_page;		/* the first mismatch */
-	u64 bad_word;
-	u64 bad_want;		/* see describe_want() */
-	u64 bad_got;
-	u64 sched_hash;
-	u64 sched_ops;
-	u64 pad[4];
-};
-
-/* At the start of the data region; the host fills it before any vCPU runs. */
-struct stress_ctl {
-	u64 magic;
-	u64 seed;
-	u64 nr_vcpus;
-	u64 nr_threads;
-	u64 first_page;		/* of the stress area, from the region's start */
-	u64 vcpu_pages;		/* per vCPU slice */
-	u64 conv_per_mille;
-	u64 conv_mode;
-	u64 max_ops;
-	u64 sched_ops;
-	u64 inject;
-	u64 claimed;		/* vCPU slots taken so far */
-	u64 stop;
-	u64 pad[3];
-	struct guest_stats vcpu[RMPT_MAX_VCPUS];
-};
-
-kvm_static_assert(sizeof(struct guest_stats) == 128);
-kvm_static_assert(sizeof(struct stress_ctl) <= CTL_TABLE_OFF);
-
-struct layout {
-	u64 nr_chunks;		/* 2M ranges in the data region */
-	u64 ctl_chunks;		/* of which the control area */
-	u64 first_page;
-	u64 nr_pages;		/* in the stress area */
-	u64 vcpu_pages;
-	u32 nr_vcpus;
-};
-
-/* Room for a u32 sequence number per page of the region, control included. */
-static void layout_compute(struct layout *l, u64 mem_mib, u32 nr_vcpus)
-{
-	u64 table = mem_mib * (1024 * 1024 / RMPT_SZ_4K) * sizeof(u32);
-	u64 stress_chunks;
-
-	l->nr_chunks = mem_mib / 2;
-	l->ctl_chunks = DIV_ROUND_UP(CTL_TABLE_OFF + table, RMPT_SZ_2M);
-	stress_chunks = l->nr_chunks > l->ctl_chunks ? l->nr_chunks - l->ctl_chunks : 0;
-	l->first_page = l->ctl_chunks * PAGES_PER_2M;
-	l->nr_pages = stress_chunks * PAGES_PER_2M;
-	l->vcpu_pages = stress_chunks / nr_vcpus * PAGES_PER_2M;
-	l->nr_vcpus = nr_vcpus;
-}
-
-/* The vCPU whose slice holds page, or -1 for the leftovers. */
-static int page_owner(const struct layout *l, u64 page)
-{
-	u64 v = (page - l->first_page) / l->vcpu_pages;
-
-	return v < l->nr_vcpus ? (int)v : -1;
-}
-
-/* ---- pure functions, called by host and guest alike ---------------------- */
-
-/* splitmix64 (Steele, Lea, Flood 2014): one step of the generator. */
-static GUEST_CODE __always_inline u64 rng_next(u64 *state)
-{
-	u64 z = (*state += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
-/* Each actor's stream: the seed and the actor id mixed, never just added. */
-static GUEST_CODE u64 rng_seed(u64 seed, u64 actor)
-{
-	u64 a = seed, b = ~actor;
-
-	return rng_next(&a) ^ rng_next(&b);
-}
-
-static GUEST_CODE __always_inline u64 hash_mix(u64 hash, u64 val)
-{
-	return (hash ^ val) * HASH_PRIME;
-}
-
-/* A hash over the first limit operations of an actor. */
-struct sched_hash {
-	u64 hash;
-	u64 ops;
-};
-
-static GUEST_CODE __always_inline u64 sched_mix(u64 hash, u64 a, u64 b, u64 c)
-{
-	return hash_mix(hash_mix(hash_mix(hash, a), b), c);
-}
-
-static void sched_note(struct sched_hash *h, u64 limit, u64 a, u64 b, u64 c)
-{
-	if (h->ops >= limit)
-		return;
-	h->hash = sched_mix(h->hash, a, b, c);
-	h->ops++;
-}
-
-static GUEST_CODE __always_inline u32 seq_next(u32 seq)
-{
-	return seq % SEQ_MASK + 1;	/* 1..SEQ_MASK: 0 means "never written" */
-}
-
-static GUEST_CODE __always_inline u8 stamp_check(u64 upper)
-{
-	return (upper * 0x9e3779b97f4a7c15ULL) >> 56;
-}
-
-static GUEST_CODE __always_inline u64 stamp_make(u8 writer, u32 seq, u64 page)
-{
-	u64 v = STAMP_MAGIC << 56 | (u64)writer << 48 | (page & 0xffff) << 32 |
-		(u64)(seq & SEQ_MASK) << 8;
-
-	return v | stamp_check(v >> 8);
-}
-
-static GUEST_CODE __always_inline u32 stamp_seq(u64 stamp)
-{
-	return (stamp >> 8) & SEQ_MASK;
-}
-
-static GUEST_CODE __always_inline bool stamp_is(u64 stamp, u8 writer, u64 page)
-{
-	return stamp >> 56 == STAMP_MAGIC && (u8)(stamp >> 48) == writer &&
-	       ((stamp >> 32) & 0xffff) == (page & 0xffff) &&
-	       (u8)stamp == stamp_check(stamp >> 8);
-}
-
-enum verdict {
-	WORD_ZERO,
-	WORD_OK,
-	WORD_BAD,
-};
-
-/* want_seq: the last seq the reader itself wrote there (0: none), or SEQ_ANY. */
-static GUEST_CODE __always_inline enum verdict
-stamp_verify(u64 got, u8 writer, u64 page, u32 want_seq)
-{
-	if (!got)
-		return WORD_ZERO;
-	if (!stamp_is(got, writer, page))
-		return WORD_BAD;
-	if (want_seq != SEQ_ANY && stamp_seq(got) != want_seq)
-		return WORD_BAD;
-	return WORD_OK;
-}
-
-enum guest_op_kind {
-	GOP_STAMP,
-	GOP_CONVERT_4K,
-	GOP_CONVERT_2M,
-};
-
-struct guest_op {
-	u64 kind;
-	u64 page;		/* in the vCPU's slice */
-};
-
-static GUEST_CODE __always_inline void
-guest_op_next(u64 *rng, u64 vcpu_pages, u64 conv_per_mille, struct guest_op *op)
-{
-	u64 r = rng_next(rng);
-
-	op->page = rng_next(rng) % vcpu_pages;
-	if (r % 1000 >= conv_per_mille)
-		op->kind = GOP_STAMP;
-	else
-		op->kind = (r >> 32) % CONVERT_2M_ONE_IN ? GOP_CONVERT_4K : GOP_CONVERT_2M;
-}
-
-enum host_op_kind {
-	HOP_STAMP,
-	HOP_PROBE_READ,
-	HOP_PROBE_WRITE,
-};
-
-struct host_op {
-	u64 kind;
-	u64 page;		/* from the region's start */
-	u64 offset;		/* of a probe, 8-byte aligned */
-};
-
-static void host_op_next(u64 *rng, const struct layout *l, struct host_op *op)
-{
-	u64 r = rng_next(rng);
-
-	op->page = l->first_page + rng_next(rng) % l->nr_pages;
-	op->offset = 0;
-	if (r % PROBE_ONE_IN) {
-		op->kind = HOP_STAMP;
-		return;
-	}
-	op->kind = (r >> 32) & 1 ? HOP_PROBE_WRITE : HOP_PROBE_READ;
-	op->offset = (r >> 40) % WORDS_PER_PAGE * sizeof(u64);
-}
-
-struct split_op {
-	u64 chunk;
-	u64 page;		/* in the chunk */
-	u64 punch;		/* punch the view instead of discarding */
-};
-
-static void split_op_next(u64 *rng, const struct layout *l, struct split_op *op)
-{
-	op->chunk = l->ctl_chunks + rng_next(rng) % (l->nr_chunks - l->ctl_chunks);
-	op->page = rng_next(rng) % PAGES_PER_2M;
-	op->punch = !(rng_next(rng) % PUNCH_ONE_IN);
-}
-
-static u64 collapse_op_next(u64 *rng, const struct layout *l)
-{
-	return l->ctl_chunks + rng_next(rng) % (l->nr_chunks - l->ctl_chunks);
-}
-
-/* ---- host: parameters and state ------------------------------------------ */
-
-struct params {
-	enum rmpt_flavour flavour;
-	bool flavour_given;
-	u64 seed;
-	u64 duration_s;
-	bool quick;
-	u32 nr_threads;
-	u32 nr_vcpus;
-	u64 mem_mib;
-	u32 conv_per_mille;
-	int numa_node;		/* -1: spread */
-	const char *out_path;
-	u64 max_ops;
-	bool dry_run;
-	enum inject inject;
-};
-
-struct vcpu_worker {
-	struct stress *s;
-	u32 idx;
-	int node;
-	pthread_t thread;
-	u64 syncs;
-	u64 errors;
-	bool finished;
-	char why[1100];		/* the first error; a guest assertion is long */
-};
-
-struct host_worker {
-	struct stress *s;
-	u32 id;
-	int node;
-	pthread_t thread;
-	u64 rng;
-	u32 seq;
-	u32 *table;		/* last seq written, per stress page */
-	u64 ops;
-	u64 stamps;
-	u64 probes;
-	u64 probes_skipped;	/* no view of private memory */
-	u64 sigbus_ok;
-	u64 missed;
-	u64 unexpected;
-	u64 mismatches;
-	u64 zero_words;
-	u64 page_faults;
-	u64 start_ns;
-	u64 end_ns;
-	bool injected;
-	bool finished;
-	struct sched_hash sched;
-	struct rmpt_access_stats acc;
-	char why[512];
-};
-
-struct thp_worker {
-	struct stress *s;
-	const char *name;
-	int node;
-	pthread_t thread;
-	u64 rng;
-	u64 ops;
-	u64 on_pmd;		/* discards in a PMD-mapped range; collapses done */
-	u64 observed;		/* PMD mapping gone (split) or there (collapse) after */
-	u64 punches;
-	u64 already_huge;	/* collapser: nothing to do */
-	u64 eagain;
-	u64 errors;
-	int first_errno;
-	int pmd_errno;		/* PAGEMAP_SCAN refused: nothing observed */
-	bool finished;
-	struct sched_hash sched;
-	u64 start_ns;
-	u64 end_ns;
-};
-
-struct stress {
-	struct params p;
-	struct layout l;
-	struct rmpt_caps caps;
-	struct rmpt_vm *rv;
-	struct stress_ctl *ctl;
-	enum conv_mode conv;
-	char conv_why[600];
-	bool thp_on;
-	char thp_why[256];
-	pthread_barrier_t start;
-	u64 start_ns;
-	u64 deadline_ns;
-	u64 end_ns;
-	u64 stop;
-	int huge_at_start;
-	struct vcpu_worker vcpus[RMPT_MAX_VCPUS];
-	struct host_worker *hosts;
-	struct thp_worker splitter;
-	struct thp_worker collapser;
-	struct rmpt_thp_stats thp_before;
-	struct rmpt_thp_stats thp_after;
-	char kmsg_marker[160];
-	int kmsg_err;
-};
-
-/* Everything the end of the run reports, summed over the actors. */
-struct totals {
-	u64 unexpected;
-	u64 missed;
-	u64 host_mismatches;
-	u64 guest_mismatches;
-	u64 run_errors;
-	u64 conv_errors;
-	u64 host_ops;
-	u64 host_accesses;
-	u64 sigbus;
-	u64 page_faults;
-	u64 probes_skipped;
-	u64 guest_stamps;
-	u64 conversions;
-	u64 splits;		/* /proc/vmstat thp_split_pmd */
-	u64 collapses;		/* /proc/vmstat thp_collapse_alloc */
-	int kmsg_bad;		/* -errno: not readable */
-	char kmsg_first[256];
-	u64 elapsed_ns;
-	struct rmpt_hist fault_lat;
-	struct rmpt_hist sigbus_lat;
-};
-
-static bool stopping(struct stress *s)
+static bool stopping(struct rmpt_stress *s)
 {
 	return __atomic_load_n(&s->stop, __ATOMIC_RELAXED);
-}
-
-static void stop_all(struct stress *s)
-{
-	__atomic_store_n(&s->stop, 1, __ATOMIC_RELAXED);
-	WRITE_ONCE(s->ctl->stop, 1);
 }
 
 /* One writer per counter: a plain add, stored whole for the monitor. */
@@ -558,24 +117,7 @@ static __printf(4, 5) void fail_note(u64 *counter, char *why, size_t len,
 	__atomic_add_fetch(counter, 1, __ATOMIC_RELEASE);
 }
 
-static u64 read_count(const u64 *counter)
-{
-	return __atomic_load_n(counter, __ATOMIC_ACQUIRE);
-}
-
-static void sleep_us(u64 us)
-{
-	struct timespec ts = { us / 1000000, us % 1000000 * 1000 };
-
-	nanosleep(&ts, NULL);
-}
-
-static u8 *page_hva(struct stress *s, u64 page)
-{
-	return rmpt_data_hva(s->rv, RMPT_DATA_GPA + page * RMPT_SZ_4K);
-}
-
-static u8 *view_page_hva(struct stress *s, u64 page)
+static u8 *view_page_hva(struct rmpt_stress *s, u64 page)
 {
 	return rmpt_view_hva(s->rv, RMPT_DATA_GPA + page * RMPT_SZ_4K);
 }
@@ -602,8 +144,8 @@ static u64 thread_page_faults(void)
 #define GUEST_PRIVATE_SEQ	1	/* a private range's stamps, reset after */
 
 struct guest_run {
-	struct stress_ctl *ctl;
-	struct guest_stats *st;
+	struct rmpt_stress_ctl *ctl;
+	struct rmpt_guest_stats *st;
 	u32 *table;		/* last seq this vCPU wrote, per slice page */
 	u64 base;		/* first page of the slice */
 	u64 id;
@@ -620,13 +162,13 @@ struct guest_counts {
 	u64 zero_words;
 };
 
-static GUEST_CODE __always_inline u64 *guest_page(u64 page)
+static RMPT_GUEST_CODE __always_inline u64 *guest_page(u64 page)
 {
 	return (u64 *)(RMPT_DATA_GPA + page * RMPT_SZ_4K);
 }
 
-static GUEST_CODE __always_inline void guest_publish(struct guest_stats *st,
-						     const struct guest_counts *c)
+static RMPT_GUEST_CODE __always_inline void guest_publish(struct rmpt_guest_stats *st,
+							  const struct guest_counts *c)
 {
 	guest_store(&st->stamps, c->ops - c->conv_ops);
 	guest_store(&st->zero_words, c->zero_words);
@@ -634,8 +176,8 @@ static GUEST_CODE __always_inline void guest_publish(struct guest_stats *st,
 	guest_store(&st->ops, c->ops);
 }
 
-static noinline GUEST_CODE void guest_mismatch(struct guest_stats *st, u64 page, u64 word,
-					       u64 got, u64 want)
+static noinline RMPT_GUEST_CODE void guest_mismatch(struct rmpt_guest_stats *st, u64 page,
+						    u64 word, u64 got, u64 want)
 {
 	if (!st->mismatches) {
 		guest_store(&st->bad_page, page);
@@ -647,27 +189,28 @@ static noinline GUEST_CODE void guest_mismatch(struct guest_stats *st, u64 page,
 }
 
 /* 1 for a discarded word, else 0; a mismatch goes to the control area. */
-static GUEST_CODE __always_inline u64 guest_judge(const struct guest_run *g, u64 page,
-						  u64 word, u64 got, enum verdict v, u64 want)
+static RMPT_GUEST_CODE __always_inline u64 guest_judge(const struct guest_run *g, u64 page,
+						       u64 word, u64 got, enum rmpt_verdict v,
+						       u64 want)
 {
-	if (v == WORD_BAD)
+	if (v == RMPT_WORD_BAD)
 		guest_mismatch(g->st, page, word, got, want);
-	return v == WORD_ZERO;
+	return v == RMPT_WORD_ZERO;
 }
 
-static GUEST_CODE __always_inline u64 guest_check_own(const struct guest_run *g,
-						      u64 slice_page)
+static RMPT_GUEST_CODE __always_inline u64 guest_check_own(const struct guest_run *g,
+							   u64 slice_page)
 {
 	u64 page = g->base + slice_page;
 	u32 want = g->table[slice_page];
 	u64 got = guest_load(&guest_page(page)[GUEST_WORD]);
 
-	return guest_judge(g, page, GUEST_WORD, got, stamp_verify(got, g->writer, page, want),
-			   want ? stamp_make(g->writer, want, page) : 0);
+	return guest_judge(g, page, GUEST_WORD, got, rmpt_stamp_verify(got, g->writer, page, want),
+			   want ? rmpt_stamp_make(g->writer, want, page) : 0);
 }
 
-static GUEST_CODE __always_inline u64 guest_check_host_words(const struct guest_run *g,
-							     u64 page)
+static RMPT_GUEST_CODE __always_inline u64 guest_check_host_words(const struct guest_run *g,
+								  u64 page)
 {
 	u64 *w = guest_page(page);
 	u64 t, got, zero = 0;
@@ -675,29 +218,29 @@ static GUEST_CODE __always_inline u64 guest_check_host_words(const struct guest_
 	for (t = 0; t < g->nr_threads; t++) {
 		got = guest_load(&w[HOST_WORD0 + t]);
 		zero += guest_judge(g, page, HOST_WORD0 + t, got,
-				    stamp_verify(got, WRITER_HOST(t), page, SEQ_ANY),
-				    stamp_make(WRITER_HOST(t), 0, page));
+				    rmpt_stamp_verify(got, RMPT_WRITER_HOST(t), page, RMPT_SEQ_ANY),
+				    rmpt_stamp_make(RMPT_WRITER_HOST(t), 0, page));
 	}
 	return zero;
 }
 
 /* Test-only injections happen at the first operation of vCPU 0. */
-static GUEST_CODE __always_inline bool guest_inject(const struct guest_run *g, u64 op_idx,
-						    enum inject what)
+static RMPT_GUEST_CODE __always_inline bool guest_inject(const struct guest_run *g, u64 op_idx,
+							 enum rmpt_inject what)
 {
 	return !op_idx && !g->id && guest_load(&g->ctl->inject) == what;
 }
 
 /* Check the page's words, then stamp it with seq; returns the zero words seen. */
-static GUEST_CODE __always_inline u64 guest_stamp(const struct guest_run *g, u64 slice_page,
-						  u32 seq, bool inject)
+static RMPT_GUEST_CODE __always_inline u64 guest_stamp(const struct guest_run *g,
+						       u64 slice_page, u32 seq, bool inject)
 {
 	u64 page = g->base + slice_page;
 	u64 *w = guest_page(page);
 	u64 stamp, zero;
 
 	zero = guest_check_own(g, slice_page) + guest_check_host_words(g, page);
-	stamp = stamp_make(g->writer, seq, page);
+	stamp = rmpt_stamp_make(g->writer, seq, page);
 	guest_store(&w[GUEST_WORD], stamp);
 	g->table[slice_page] = seq;
 	if (inject) {
@@ -708,14 +251,14 @@ static GUEST_CODE __always_inline u64 guest_stamp(const struct guest_run *g, u64
 }
 
 /* 0 or an error: rmpt_guest_convert()'s stage, or the hypercall's. */
-static GUEST_CODE u64 guest_convert(u64 mode, u64 page, u64 npages, bool to_private)
+static RMPT_GUEST_CODE u64 guest_convert(u64 mode, u64 page, u64 npages, bool to_private)
 {
 	u64 gpa = (u64)guest_page(page);	/* identity-mapped */
 
-	if (mode == CONV_SNP_PSC)
+	if (mode == RMPT_CONV_SNP_PSC)
 		return rmpt_guest_convert(gpa, npages, to_private);
 	return kvm_hypercall(KVM_HC_MAP_GPA_RANGE, gpa, npages,
-			     rmpt_map_gpa_attrs(to_private, npages == PAGES_PER_2M ?
+			     rmpt_map_gpa_attrs(to_private, npages == RMPT_PAGES_PER_2M ?
 						RMPT_MAP_GPA_2M : RMPT_MAP_GPA_4K), 0);
 }
 
@@ -724,19 +267,19 @@ static GUEST_CODE u64 guest_convert(u64 mode, u64 page, u64 npages, bool to_priv
  * read through the guest's key), so write it before reading: our stamp,
  * and zero in every host word, which no host store can reach any more.
  */
-static GUEST_CODE void guest_fill_private(const struct guest_run *g, u64 slice_page)
+static RMPT_GUEST_CODE void guest_fill_private(const struct guest_run *g, u64 slice_page)
 {
 	u64 page = g->base + slice_page;
 	u64 *w = guest_page(page);
 	u64 t;
 
-	guest_store(&w[GUEST_WORD], stamp_make(g->writer, GUEST_PRIVATE_SEQ, page));
+	guest_store(&w[GUEST_WORD], rmpt_stamp_make(g->writer, GUEST_PRIVATE_SEQ, page));
 	g->table[slice_page] = GUEST_PRIVATE_SEQ;
 	for (t = 0; t < g->nr_threads; t++)
 		guest_store(&w[HOST_WORD0 + t], 0);
 }
 
-static GUEST_CODE void guest_check_private(const struct guest_run *g, u64 slice_page)
+static RMPT_GUEST_CODE void guest_check_private(const struct guest_run *g, u64 slice_page)
 {
 	u64 page = g->base + slice_page;
 	u64 *w = guest_page(page);
@@ -745,7 +288,7 @@ static GUEST_CODE void guest_check_private(const struct guest_run *g, u64 slice_
 	guest_check_own(g, slice_page);
 	for (t = 0; t < g->nr_threads; t++) {
 		got = guest_load(&w[HOST_WORD0 + t]);
-		guest_judge(g, page, HOST_WORD0 + t, got, got ? WORD_BAD : WORD_ZERO, 0);
+		guest_judge(g, page, HOST_WORD0 + t, got, got ? RMPT_WORD_BAD : RMPT_WORD_ZERO, 0);
 	}
 }
 
@@ -756,12 +299,12 @@ static GUEST_CODE void guest_check_private(const struct guest_run *g, u64 slice_
  * (the conversion to private discarded the shared page).  True if both
  * conversions were done.
  */
-static noinline GUEST_CODE bool guest_convert_range(struct guest_run *g, bool huge,
-						    u64 slice_page)
+static noinline RMPT_GUEST_CODE bool guest_convert_range(struct guest_run *g, bool huge,
+							 u64 slice_page)
 {
 	u64 mode = guest_load(&g->ctl->conv_mode);
-	u64 first = huge ? slice_page / PAGES_PER_2M * PAGES_PER_2M : slice_page;
-	u64 n = huge ? PAGES_PER_2M : 1, i;
+	u64 first = huge ? slice_page / RMPT_PAGES_PER_2M * RMPT_PAGES_PER_2M : slice_page;
+	u64 n = huge ? RMPT_PAGES_PER_2M : 1, i;
 
 	if (guest_convert(mode, g->base + first, n, true)) {
 		guest_store(&g->st->conv_errors, g->st->conv_errors + 1);
@@ -781,16 +324,16 @@ static noinline GUEST_CODE bool guest_convert_range(struct guest_run *g, bool hu
 	return true;
 }
 
-static GUEST_CODE void guest_run_init(struct guest_run *g, struct stress_ctl *ctl, u64 id)
+static RMPT_GUEST_CODE void guest_run_init(struct guest_run *g, struct rmpt_stress_ctl *ctl, u64 id)
 {
 	*g = (struct guest_run){
 		.ctl = ctl,
 		.st = &ctl->vcpu[id],
-		.table = (u32 *)((u8 *)ctl + CTL_TABLE_OFF) + id * ctl->vcpu_pages,
+		.table = (u32 *)((u8 *)ctl + RMPT_CTL_TABLE_OFF) + id * ctl->vcpu_pages,
 		.base = ctl->first_page + id * ctl->vcpu_pages,
 		.id = id,
 		.nr_threads = ctl->nr_threads,
-		.writer = WRITER_GUEST(id),
+		.writer = RMPT_WRITER_GUEST(id),
 	};
 }
 
@@ -798,31 +341,32 @@ static GUEST_CODE void guest_run_init(struct guest_run *g, struct stress_ctl *ct
  * The hash covers the first sched_ops operations, as -S computes it: the
  * proof that the guest ran the schedule the seed gives.
  */
-static GUEST_CODE void guest_main(struct stress_ctl *ctl, u64 id)
+static RMPT_GUEST_CODE void guest_main(struct rmpt_stress_ctl *ctl, u64 id)
 {
 	u64 max = guest_load(&ctl->max_ops), pages = ctl->vcpu_pages;
 	u64 conv = ctl->conv_per_mille, hash_ops = ctl->sched_ops;
-	u64 rng = rng_seed(ctl->seed, ACTOR_ID(ACTOR_VCPU, id));
+	u64 rng = rmpt_rng_seed(ctl->seed, RMPT_ACTOR_ID(RMPT_ACTOR_VCPU, id));
 	struct guest_counts c = { 0 };
-	u64 hash = HASH_INIT;
+	u64 hash = RMPT_HASH_INIT;
 	struct guest_run g;
-	struct guest_op op;
+	struct rmpt_guest_op op;
+	bool inject;
 	u32 seq = 0;
 
 	guest_run_init(&g, ctl, id);
 	while (c.ops < max && !guest_load(&ctl->stop)) {
-		guest_op_next(&rng, pages, conv, &op);
+		rmpt_guest_op_next(&rng, pages, conv, &op);
 		if (c.ops < hash_ops)
-			hash = sched_mix(hash, op.kind, op.page, 0);
-		if (guest_inject(&g, c.ops, INJECT_KVM_RUN_ERROR))
+			hash = rmpt_sched_mix(hash, op.kind, op.page, 0);
+		if (guest_inject(&g, c.ops, RMPT_INJECT_KVM_RUN_ERROR))
 			asm volatile("outl %0, %w1" : : "a"(0), "Nd"(INJECT_PORT));
-		if (op.kind == GOP_STAMP || g.conv_broken) {
-			seq = seq_next(seq);
-			c.zero_words += guest_stamp(&g, op.page, seq,
-						    guest_inject(&g, c.ops, INJECT_GUEST_MISMATCH));
+		if (op.kind == RMPT_GOP_STAMP || g.conv_broken) {
+			seq = rmpt_seq_next(seq);
+			inject = guest_inject(&g, c.ops, RMPT_INJECT_GUEST_MISMATCH);
+			c.zero_words += guest_stamp(&g, op.page, seq, inject);
 		} else {
 			c.conv_ops++;
-			if (guest_convert_range(&g, op.kind == GOP_CONVERT_2M, op.page))
+			if (guest_convert_range(&g, op.kind == RMPT_GOP_CONVERT_2M, op.page))
 				c.conversions += 2;
 		}
 		c.ops++;
@@ -841,12 +385,12 @@ static GUEST_CODE void guest_main(struct stress_ctl *ctl, u64 id)
  * is who: each vCPU takes the next slot of the control area, and the host
  * starts vCPU i only after i slots were taken, so slot == vCPU id.
  */
-static GUEST_CODE void guest_code(void)
+static RMPT_GUEST_CODE void guest_code(void)
 {
-	struct stress_ctl *ctl = (struct stress_ctl *)RMPT_DATA_GPA;
+	struct rmpt_stress_ctl *ctl = (struct rmpt_stress_ctl *)RMPT_DATA_GPA;
 	u64 id = __atomic_fetch_add(&ctl->claimed, 1, __ATOMIC_SEQ_CST);
 
-	if (guest_load(&ctl->conv_mode) == CONV_SNP_PSC)
+	if (guest_load(&ctl->conv_mode) == RMPT_CONV_SNP_PSC)
 		rmpt_snp_guest_ghcb_init(id);
 	guest_main(ctl, id);
 	GUEST_DONE();
@@ -855,7 +399,7 @@ static GUEST_CODE void guest_code(void)
 /* ---- host: vCPU workers -------------------------------------------------- */
 
 /* Private flavours need the library's conversion service; it asserts on errors. */
-static int vcpu_run_once(struct stress *s, struct kvm_vcpu *vcpu)
+static int vcpu_run_once(struct rmpt_stress *s, struct kvm_vcpu *vcpu)
 {
 	if (rmpt_flavour_has_private_mem(s->rv->flavour)) {
 		rmpt_vcpu_run(s->rv, vcpu);
@@ -865,10 +409,10 @@ static int vcpu_run_once(struct stress *s, struct kvm_vcpu *vcpu)
 }
 
 /* vCPU i may start once vCPUs 0..i-1 took their slots (see guest_code()). */
-static bool vcpu_wait_turn(struct vcpu_worker *w)
+static bool vcpu_wait_turn(struct rmpt_vcpu_worker *w)
 {
-	struct stress *s = w->s;
-	u64 give_up = rmpt_now_ns() + START_WAIT_S * NS_PER_S;
+	struct rmpt_stress *s = w->s;
+	u64 give_up = rmpt_now_ns() + START_WAIT_S * RMPT_NS_PER_S;
 
 	while (READ_ONCE(s->ctl->claimed) < w->idx) {
 		if (stopping(s) || rmpt_now_ns() > give_up) {
@@ -877,13 +421,13 @@ static bool vcpu_wait_turn(struct vcpu_worker *w)
 				  w->idx, w->idx - 1, READ_ONCE(s->ctl->claimed));
 			return false;
 		}
-		sleep_us(100);
+		rmpt_sleep_us(100);
 	}
 	return true;
 }
 
 /* One KVM_RUN; false once the guest is done or something went wrong. */
-static bool vcpu_step(struct vcpu_worker *w)
+static bool vcpu_step(struct rmpt_vcpu_worker *w)
 {
 	struct kvm_vcpu *vcpu = w->s->rv->vcpus[w->idx];
 	struct kvm_run *run = vcpu->run;
@@ -918,7 +462,7 @@ static bool vcpu_step(struct vcpu_worker *w)
 
 static void *vcpu_worker_fn(void *arg)
 {
-	struct vcpu_worker *w = arg;
+	struct rmpt_vcpu_worker *w = arg;
 
 	rmpt_numa_run_thread_on(w->node);
 	pthread_barrier_wait(&w->s->start);
@@ -931,7 +475,7 @@ static void *vcpu_worker_fn(void *arg)
 
 /* ---- host: faulting threads ---------------------------------------------- */
 
-static bool host_inject(struct host_worker *w, enum inject what)
+static bool host_inject(struct rmpt_host_worker *w, enum rmpt_inject what)
 {
 	if (w->injected || w->id || w->s->p.inject != what)
 		return false;
@@ -939,7 +483,7 @@ static bool host_inject(struct host_worker *w, enum inject what)
 	return true;
 }
 
-static void host_unexpected(struct host_worker *w, const char *what, void *addr,
+static void host_unexpected(struct rmpt_host_worker *w, const char *what, void *addr,
 			    const struct rmpt_fault *f)
 {
 	fail_note(&w->unexpected, w->why, sizeof(w->why),
@@ -948,49 +492,34 @@ static void host_unexpected(struct host_worker *w, const char *what, void *addr,
 		  f->addr);
 }
 
-/*
- * What a check wanted, for its message: 0 only, 0 or one exact stamp, or
- * (a want whose seq is 0) 0 or any stamp of that writer for that page.
- */
-static void describe_want(char *buf, size_t len, u64 want)
-{
-	if (!want)
-		snprintf(buf, len, "0");
-	else if (!stamp_seq(want))
-		snprintf(buf, len, "0 or a stamp by writer %#x for page tag %#lx",
-			 (u8)(want >> 48), (want >> 32) & 0xffff);
-	else
-		snprintf(buf, len, "0 or %#lx", want);
-}
-
-static void host_judge(struct host_worker *w, u64 page, u64 word, u64 got, enum verdict v,
+static void host_judge(struct rmpt_host_worker *w, u64 page, u64 word, u64 got, enum rmpt_verdict v,
 		       u64 want)
 {
 	char expected[96];
 
-	if (v == WORD_ZERO)
+	if (v == RMPT_WORD_ZERO)
 		bump(&w->zero_words);
-	if (v != WORD_BAD)
+	if (v != RMPT_WORD_BAD)
 		return;
-	describe_want(expected, sizeof(expected), want);
+	rmpt_stamp_describe_want(expected, sizeof(expected), want);
 	fail_note(&w->mismatches, w->why, sizeof(w->why),
 		  "host thread %u: page %lu word %lu: expected %s, got %#lx", w->id, page, word,
 		  expected, got);
 }
 
-static void host_check_own(struct host_worker *w, u64 page, u64 got)
+static void host_check_own(struct rmpt_host_worker *w, u64 page, u64 got)
 {
 	u32 want = w->table[page - w->s->l.first_page];
 
 	host_judge(w, page, HOST_WORD0 + w->id, got,
-		   stamp_verify(got, WRITER_HOST(w->id), page, want),
-		   want ? stamp_make(WRITER_HOST(w->id), want, page) : 0);
+		   rmpt_stamp_verify(got, RMPT_WRITER_HOST(w->id), page, want),
+		   want ? rmpt_stamp_make(RMPT_WRITER_HOST(w->id), want, page) : 0);
 }
 
 /* The owner's stamps, any seq; leftover pages have no guest writer at all. */
-static void host_check_guest_word(struct host_worker *w, u64 page, u64 *word)
+static void host_check_guest_word(struct rmpt_host_worker *w, u64 page, u64 *word)
 {
-	int owner = page_owner(&w->s->l, page);
+	int owner = rmpt_page_owner(&w->s->l, page);
 	struct rmpt_fault f;
 	u64 got;
 
@@ -999,11 +528,11 @@ static void host_check_guest_word(struct host_worker *w, u64 page, u64 *word)
 		return;
 	}
 	if (owner < 0)
-		host_judge(w, page, GUEST_WORD, got, got ? WORD_BAD : WORD_ZERO, 0);
+		host_judge(w, page, GUEST_WORD, got, got ? RMPT_WORD_BAD : RMPT_WORD_ZERO, 0);
 	else
 		host_judge(w, page, GUEST_WORD, got,
-			   stamp_verify(got, WRITER_GUEST(owner), page, SEQ_ANY),
-			   stamp_make(WRITER_GUEST(owner), 0, page));
+			   rmpt_stamp_verify(got, RMPT_WRITER_GUEST(owner), page, RMPT_SEQ_ANY),
+			   rmpt_stamp_make(RMPT_WRITER_GUEST(owner), 0, page));
 }
 
 /*
@@ -1011,7 +540,7 @@ static void host_check_guest_word(struct host_worker *w, u64 page, u64 *word)
  * page was discarded), then check the guest's word.  base is the page's
  * shared mapping; only the unexpected_sigbus injection passes another.
  */
-static void host_stamp(struct host_worker *w, u64 page, u8 *base)
+static void host_stamp(struct rmpt_host_worker *w, u64 page, u8 *base)
 {
 	u64 *word = (u64 *)base + HOST_WORD0 + w->id;
 	struct rmpt_fault f;
@@ -1022,15 +551,15 @@ static void host_stamp(struct host_worker *w, u64 page, u8 *base)
 		return;
 	}
 	host_check_own(w, page, old);
-	w->seq = seq_next(w->seq);
-	stamp = stamp_make(WRITER_HOST(w->id), w->seq, page);
+	w->seq = rmpt_seq_next(w->seq);
+	stamp = rmpt_stamp_make(RMPT_WRITER_HOST(w->id), w->seq, page);
 	if (!rmpt_timed_write(&w->acc, word, stamp, &f)) {
 		host_unexpected(w, "write", word, &f);
 		return;
 	}
 	w->table[page - w->s->l.first_page] = w->seq;
 	bump(&w->stamps);
-	if (host_inject(w, INJECT_HOST_MISMATCH)) {
+	if (host_inject(w, RMPT_INJECT_HOST_MISMATCH)) {
 		WRITE_ONCE(*word, stamp ^ BIT_ULL(8));
 		host_check_own(w, page, READ_ONCE(*word));
 	}
@@ -1038,7 +567,7 @@ static void host_stamp(struct host_worker *w, u64 page, u8 *base)
 }
 
 /* A private page: the access must raise SIGBUS BUS_ADRERR at exactly addr. */
-static void host_probe(struct host_worker *w, bool write, u8 *addr)
+static void host_probe(struct rmpt_host_worker *w, bool write, u8 *addr)
 {
 	struct rmpt_fault f;
 	char why[256];
@@ -1057,15 +586,15 @@ static void host_probe(struct host_worker *w, bool write, u8 *addr)
 		  write ? "write" : "read", addr, why);
 }
 
-static void host_do_op(struct host_worker *w, const struct host_op *op)
+static void host_do_op(struct rmpt_host_worker *w, const struct rmpt_host_op *op)
 {
-	struct stress *s = w->s;
+	struct rmpt_stress *s = w->s;
 
-	if (op->kind == HOP_STAMP) {
-		if (s->rv->view && host_inject(w, INJECT_UNEXPECTED_SIGBUS))
+	if (op->kind == RMPT_HOP_STAMP) {
+		if (s->rv->view && host_inject(w, RMPT_INJECT_UNEXPECTED_SIGBUS))
 			host_stamp(w, op->page, view_page_hva(s, op->page));
 		else
-			host_stamp(w, op->page, page_hva(s, op->page));
+			host_stamp(w, op->page, rmpt_stress_page_hva(s, op->page));
 		return;
 	}
 	if (!s->rv->view) {
@@ -1073,18 +602,18 @@ static void host_do_op(struct host_worker *w, const struct host_op *op)
 		return;
 	}
 	/* The injected probe reads, so that it changes no stamp when it lands. */
-	if (host_inject(w, INJECT_MISSED_SIGBUS))
-		host_probe(w, false, page_hva(s, op->page) + op->offset);
+	if (host_inject(w, RMPT_INJECT_MISSED_SIGBUS))
+		host_probe(w, false, rmpt_stress_page_hva(s, op->page) + op->offset);
 	else
-		host_probe(w, op->kind == HOP_PROBE_WRITE,
+		host_probe(w, op->kind == RMPT_HOP_PROBE_WRITE,
 			   view_page_hva(s, op->page) + op->offset);
 }
 
 static void *host_worker_fn(void *arg)
 {
-	struct host_worker *w = arg;
-	struct stress *s = w->s;
-	struct host_op op;
+	struct rmpt_host_worker *w = arg;
+	struct rmpt_stress *s = w->s;
+	struct rmpt_host_op op;
 	u64 faults, i;
 
 	rmpt_numa_run_thread_on(w->node);
@@ -1093,8 +622,8 @@ static void *host_worker_fn(void *arg)
 	faults = thread_page_faults();
 	w->start_ns = rmpt_now_ns();
 	for (i = 0; i < s->p.max_ops && !stopping(s); i++) {
-		host_op_next(&w->rng, &s->l, &op);
-		sched_note(&w->sched, SCHED_HASH_OPS, op.kind, op.page, op.offset);
+		rmpt_host_op_next(&w->rng, &s->l, &op);
+		rmpt_sched_note(&w->sched, RMPT_SCHED_HASH_OPS, op.kind, op.page, op.offset);
 		host_do_op(w, &op);
 		bump(&w->ops);
 	}
@@ -1106,12 +635,7 @@ static void *host_worker_fn(void *arg)
 
 /* ---- host: splitter and collapser ---------------------------------------- */
 
-static u8 *chunk_hva(struct stress *s, u64 chunk)
-{
-	return page_hva(s, chunk * PAGES_PER_2M);
-}
-
-static void thp_error(struct thp_worker *w, int err)
+static void thp_error(struct rmpt_thp_worker *w, int err)
 {
 	if (!w->errors)
 		w->first_errno = err;
@@ -1119,9 +643,9 @@ static void thp_error(struct thp_worker *w, int err)
 }
 
 /* 1 or 0; -1 (and pmd_errno kept) where PAGEMAP_SCAN cannot tell. */
-static int chunk_pmd_mapped(struct thp_worker *w, u64 chunk)
+static int chunk_pmd_mapped(struct rmpt_thp_worker *w, u64 chunk)
 {
-	int ret = rmpt_pmd_mapped(chunk_hva(w->s, chunk));
+	int ret = rmpt_pmd_mapped(rmpt_stress_chunk_hva(w->s, chunk));
 
 	if (ret >= 0)
 		return ret;
@@ -1130,9 +654,9 @@ static int chunk_pmd_mapped(struct thp_worker *w, u64 chunk)
 }
 
 /* The remove variant: guest_memfd is order-0, there is no THP to split. */
-static void split_punch_view(struct thp_worker *w, const struct split_op *op)
+static void split_punch_view(struct rmpt_thp_worker *w, const struct rmpt_split_op *op)
 {
-	off_t off = (op->chunk * PAGES_PER_2M + op->page) * RMPT_SZ_4K;
+	off_t off = (op->chunk * RMPT_PAGES_PER_2M + op->page) * RMPT_SZ_4K;
 
 	if (fallocate(w->s->rv->view_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off,
 		      RMPT_SZ_4K))
@@ -1141,10 +665,10 @@ static void split_punch_view(struct thp_worker *w, const struct split_op *op)
 		bump(&w->punches);
 }
 
-static void split_discard(struct thp_worker *w, const struct split_op *op)
+static void split_discard(struct rmpt_thp_worker *w, const struct rmpt_split_op *op)
 {
-	struct stress *s = w->s;
-	u64 gpa = RMPT_DATA_GPA + (op->chunk * PAGES_PER_2M + op->page) * RMPT_SZ_4K;
+	struct rmpt_stress *s = w->s;
+	u64 gpa = RMPT_DATA_GPA + (op->chunk * RMPT_PAGES_PER_2M + op->page) * RMPT_SZ_4K;
 	int before, after, ret;
 
 	before = chunk_pmd_mapped(w, op->chunk);
@@ -1162,32 +686,32 @@ static void split_discard(struct thp_worker *w, const struct split_op *op)
 
 static void *splitter_fn(void *arg)
 {
-	struct thp_worker *w = arg;
-	struct stress *s = w->s;
-	struct split_op op;
+	struct rmpt_thp_worker *w = arg;
+	struct rmpt_stress *s = w->s;
+	struct rmpt_split_op op;
 	u64 i;
 
 	rmpt_numa_run_thread_on(w->node);
 	pthread_barrier_wait(&s->start);
 	w->start_ns = rmpt_now_ns();
 	for (i = 0; i < s->p.max_ops && !stopping(s); i++) {
-		split_op_next(&w->rng, &s->l, &op);
-		sched_note(&w->sched, SCHED_HASH_OPS, op.chunk, op.page, op.punch);
-		if (s->p.inject == INJECT_NO_SPLIT)
+		rmpt_split_op_next(&w->rng, &s->l, &op);
+		rmpt_sched_note(&w->sched, RMPT_SCHED_HASH_OPS, op.chunk, op.page, op.punch);
+		if (s->p.inject == RMPT_INJECT_NO_SPLIT)
 			;	/* test-only: the op is scheduled, never done */
 		else if (op.punch && s->rv->view)
 			split_punch_view(w, &op);
 		else
 			split_discard(w, &op);
 		bump(&w->ops);
-		sleep_us(SPLIT_GAP_US);
+		rmpt_sleep_us(RMPT_SPLIT_GAP_US);
 	}
 	w->end_ns = rmpt_now_ns();
 	WRITE_ONCE(w->finished, true);
 	return NULL;
 }
 
-static void collapse_chunk(struct thp_worker *w, u64 chunk)
+static void collapse_chunk(struct rmpt_thp_worker *w, u64 chunk)
 {
 	int ret;
 
@@ -1195,7 +719,7 @@ static void collapse_chunk(struct thp_worker *w, u64 chunk)
 		bump(&w->already_huge);
 		return;
 	}
-	ret = rmpt_collapse(chunk_hva(w->s, chunk), RMPT_SZ_2M);
+	ret = rmpt_collapse(rmpt_stress_chunk_hva(w->s, chunk), RMPT_SZ_2M);
 	if (ret == -EAGAIN) {
 		bump(&w->eagain);
 		return;
@@ -1211,710 +735,32 @@ static void collapse_chunk(struct thp_worker *w, u64 chunk)
 
 static void *collapser_fn(void *arg)
 {
-	struct thp_worker *w = arg;
-	struct stress *s = w->s;
+	struct rmpt_thp_worker *w = arg;
+	struct rmpt_stress *s = w->s;
 	u64 chunk, i;
 
 	rmpt_numa_run_thread_on(w->node);
 	pthread_barrier_wait(&s->start);
 	w->start_ns = rmpt_now_ns();
 	for (i = 0; i < s->p.max_ops && !stopping(s); i++) {
-		chunk = collapse_op_next(&w->rng, &s->l);
-		sched_note(&w->sched, SCHED_HASH_OPS, chunk, 0, 0);
-		if (s->p.inject != INJECT_NO_COLLAPSE)	/* test-only */
+		chunk = rmpt_collapse_op_next(&w->rng, &s->l);
+		rmpt_sched_note(&w->sched, RMPT_SCHED_HASH_OPS, chunk, 0, 0);
+		if (s->p.inject != RMPT_INJECT_NO_COLLAPSE)	/* test-only */
 			collapse_chunk(w, chunk);
 		bump(&w->ops);
-		sleep_us(COLLAPSE_GAP_US);
+		rmpt_sleep_us(RMPT_COLLAPSE_GAP_US);
 	}
 	w->end_ns = rmpt_now_ns();
 	WRITE_ONCE(w->finished, true);
 	return NULL;
 }
 
-/* ---- host: setup --------------------------------------------------------- */
-
-static int actor_node(const struct params *p, int i)
-{
-	return p->numa_node >= 0 ? p->numa_node : rmpt_numa_node(i);
-}
-
-/* Before the first touch, so that every fault allocates on the planned node. */
-static void place_memory(struct stress *s)
-{
-	u64 c;
-
-	if (s->p.numa_node >= 0)
-		return;		/* rmpt_vm_create() bound the whole region */
-	for (c = 0; c < s->l.nr_chunks; c++)
-		rmpt_numa_place_range(chunk_hva(s, c), RMPT_SZ_2M, rmpt_numa_node(c));
-}
-
-/* Touch every 2M range once, so that the splitter finds PMD mappings at once. */
-static void prefault(struct stress *s)
-{
-	u64 c;
-
-	for (c = s->l.ctl_chunks; c < s->l.nr_chunks; c++) {
-		WRITE_ONCE(((u64 *)chunk_hva(s, c))[PREFAULT_WORD], 0);
-		s->huge_at_start += rmpt_pmd_mapped(chunk_hva(s, c)) == 1;
-	}
-}
-
-static void fill_ctl(struct stress *s)
-{
-	struct stress_ctl *ctl = s->ctl;
-
-	memset(ctl, 0, sizeof(*ctl));
-	ctl->magic = CTL_MAGIC;
-	ctl->seed = s->p.seed;
-	ctl->nr_vcpus = s->p.nr_vcpus;
-	ctl->nr_threads = s->p.nr_threads;
-	ctl->first_page = s->l.first_page;
-	ctl->vcpu_pages = s->l.vcpu_pages;
-	ctl->conv_mode = s->conv;
-	ctl->conv_per_mille = s->conv == CONV_NONE ? 0 : s->p.conv_per_mille;
-	ctl->max_ops = s->p.max_ops;
-	ctl->sched_ops = SCHED_HASH_OPS;
-	ctl->inject = s->p.inject;
-}
-
-static void create_vm(struct stress *s)
-{
-	struct rmpt_vm_params vp = {
-		.flavour = s->p.flavour,
-		.nr_vcpus = s->p.nr_vcpus,
-		.guest_code = guest_code,
-		.data_size = s->p.mem_mib << 20,
-		.backing = s->thp_on ? VM_MEM_SRC_ANONYMOUS_THP : VM_MEM_SRC_ANONYMOUS,
-		.numa_node = s->p.numa_node,
-	};
-
-	s->rv = rmpt_vm_create(&s->caps, &vp);
-	s->ctl = (struct stress_ctl *)s->rv->data_hva;
-	place_memory(s);
-	fill_ctl(s);
-	prefault(s);
-}
-
-static void init_thp_worker(struct stress *s, struct thp_worker *w, const char *name,
-			    enum actor_kind kind, int node)
-{
-	memset(w, 0, sizeof(*w));
-	w->s = s;
-	w->name = name;
-	w->node = node;
-	w->rng = rng_seed(s->p.seed, ACTOR_ID(kind, 0));
-	w->sched.hash = HASH_INIT;
-}
-
-static void init_host_worker(struct stress *s, struct host_worker *w, u32 id)
-{
-	w->s = s;
-	w->id = id;
-	w->node = actor_node(&s->p, id);
-	w->rng = rng_seed(s->p.seed, ACTOR_ID(ACTOR_HOST, id));
-	w->sched.hash = HASH_INIT;
-	w->table = calloc(s->l.nr_pages, sizeof(*w->table));
-	TEST_ASSERT(w->table, "calloc of %lu sequence numbers: expected memory, got none",
-		    s->l.nr_pages);
-	rmpt_access_stats_init(&w->acc);
-}
-
-static void create_thread(pthread_t *t, void *(*fn)(void *), void *arg)
-{
-	int err = pthread_create(t, NULL, fn, arg);
-
-	TEST_ASSERT(!err, "pthread_create: expected 0, got %d (%s)", err, strerror(err));
-}
-
-static void start_actors(struct stress *s)
-{
-	u32 i;
-
-	pthread_barrier_init(&s->start, NULL, s->p.nr_vcpus + s->p.nr_threads + 3);
-	for (i = 0; i < s->p.nr_vcpus; i++) {
-		s->vcpus[i] = (struct vcpu_worker){ .s = s, .idx = i,
-						    .node = actor_node(&s->p, i) };
-		create_thread(&s->vcpus[i].thread, vcpu_worker_fn, &s->vcpus[i]);
-	}
-	s->hosts = calloc(s->p.nr_threads, sizeof(*s->hosts));
-	TEST_ASSERT(s->hosts, "calloc of host workers: expected memory, got none");
-	for (i = 0; i < s->p.nr_threads; i++) {
-		init_host_worker(s, &s->hosts[i], i);
-		create_thread(&s->hosts[i].thread, host_worker_fn, &s->hosts[i]);
-	}
-	init_thp_worker(s, &s->splitter, "splitter", ACTOR_SPLITTER, actor_node(&s->p, 0));
-	init_thp_worker(s, &s->collapser, "collapser", ACTOR_COLLAPSER, actor_node(&s->p, 1));
-	create_thread(&s->splitter.thread, splitter_fn, &s->splitter);
-	create_thread(&s->collapser.thread, collapser_fn, &s->collapser);
-
-	rmpt_thp_stats_read(&s->thp_before);
-	s->start_ns = rmpt_now_ns();
-	s->deadline_ns = s->start_ns + s->p.duration_s * NS_PER_S;
-	pthread_barrier_wait(&s->start);
-}
-
-static void join_actors(struct stress *s)
-{
-	u32 i;
-
-	for (i = 0; i < s->p.nr_vcpus; i++)
-		pthread_join(s->vcpus[i].thread, NULL);
-	for (i = 0; i < s->p.nr_threads; i++)
-		pthread_join(s->hosts[i].thread, NULL);
-	pthread_join(s->splitter.thread, NULL);
-	pthread_join(s->collapser.thread, NULL);
-	s->end_ns = rmpt_now_ns();
-	rmpt_thp_stats_read(&s->thp_after);
-	pthread_barrier_destroy(&s->start);
-}
-
-/* ---- host: watching the run ---------------------------------------------- */
-
-static bool all_finished(struct stress *s)
-{
-	u32 i;
-
-	for (i = 0; i < s->p.nr_vcpus; i++)
-		if (!READ_ONCE(s->vcpus[i].finished))
-			return false;
-	for (i = 0; i < s->p.nr_threads; i++)
-		if (!READ_ONCE(s->hosts[i].finished))
-			return false;
-	return READ_ONCE(s->splitter.finished) && READ_ONCE(s->collapser.finished);
-}
-
-/* Every count that must stay zero, summed as the run goes. */
-static u64 failures_so_far(struct stress *s)
-{
-	u64 n = 0;
-	u32 i;
-
-	for (i = 0; i < s->p.nr_vcpus; i++)
-		n += read_count(&s->vcpus[i].errors) + READ_ONCE(s->ctl->vcpu[i].mismatches) +
-		     READ_ONCE(s->ctl->vcpu[i].conv_errors);
-	for (i = 0; i < s->p.nr_threads; i++)
-		n += read_count(&s->hosts[i].unexpected) + read_count(&s->hosts[i].missed) +
-		     read_count(&s->hosts[i].mismatches);
-	return n;
-}
-
-static void print_progress(struct stress *s, u64 now)
-{
-	u64 host = 0, guest = 0;
-	u32 i;
-
-	for (i = 0; i < s->p.nr_threads; i++)
-		host += READ_ONCE(s->hosts[i].ops);
-	for (i = 0; i < s->p.nr_vcpus; i++)
-		guest += READ_ONCE(s->ctl->vcpu[i].stamps);
-	ksft_print_msg("t=%lus: host ops %lu, guest stamps %lu, splits %lu, collapses %lu\n",
-		       (now - s->start_ns) / NS_PER_S, host, guest,
-		       READ_ONCE(s->splitter.observed), READ_ONCE(s->collapser.observed));
-}
-
-/* Until the deadline, all actors done, or the first broken invariant. */
-static void monitor(struct stress *s)
-{
-	u64 next = s->start_ns + PROGRESS_EVERY_S * NS_PER_S, now;
-
-	for (;;) {
-		sleep_us(MONITOR_TICK_US);
-		now = rmpt_now_ns();
-		if (now >= s->deadline_ns || all_finished(s))
-			break;
-		if (failures_so_far(s)) {
-			ksft_print_msg("t=%.1fs: an invariant broke during the run: stopping\n",
-				       (now - s->start_ns) / 1e9);
-			break;
-		}
-		if (now >= next) {
-			print_progress(s, now);
-			next += PROGRESS_EVERY_S * NS_PER_S;
-		}
-	}
-	stop_all(s);
-}
-
-/* ---- host: results ------------------------------------------------------- */
-
-static void sum_hosts(struct stress *s, struct totals *t)
-{
-	struct host_worker *w;
-	u32 i;
-
-	for (i = 0; i < s->p.nr_threads; i++) {
-		w = &s->hosts[i];
-		t->unexpected += w->unexpected;
-		t->missed += w->missed;
-		t->host_mismatches += w->mismatches;
-		t->host_ops += w->ops;
-		t->host_accesses += w->acc.accesses;
-		t->sigbus += w->sigbus_ok;
-		t->page_faults += w->page_faults;
-		t->probes_skipped += w->probes_skipped;
-		rmpt_hist_merge(&t->fault_lat, &w->acc.latency);
-		rmpt_hist_merge(&t->sigbus_lat, &w->acc.sigbus);
-	}
-}
-
-static void sum_vcpus(struct stress *s, struct totals *t)
-{
-	const struct guest_stats *st;
-	u32 i;
-
-	for (i = 0; i < s->p.nr_vcpus; i++) {
-		st = &s->ctl->vcpu[i];
-		t->run_errors += s->vcpus[i].errors;
-		t->guest_mismatches += st->mismatches;
-		t->conv_errors += st->conv_errors;
-		t->guest_stamps += st->stamps;
-		t->conversions += st->conversions;
-	}
-}
-
-static void scan_kmsg(struct stress *s, struct totals *t)
-{
-	t->kmsg_bad = s->kmsg_err ? s->kmsg_err :
-		      rmpt_kmsg_scan(s->kmsg_marker, t->kmsg_first, sizeof(t->kmsg_first));
-	if (s->p.inject == INJECT_KMSG && t->kmsg_bad >= 0) {	/* test-only */
-		if (!t->kmsg_bad++)
-			snprintf(t->kmsg_first, sizeof(t->kmsg_first),
-				 "injected by SNP_RMP_STRESS_INJECT=kmsg");
-	}
-}
-
-static void sum_up(struct stress *s, struct totals *t)
-{
-	memset(t, 0, sizeof(*t));
-	rmpt_hist_init(&t->fault_lat);
-	rmpt_hist_init(&t->sigbus_lat);
-	sum_hosts(s, t);
-	sum_vcpus(s, t);
-	t->splits = rmpt_thp_stat_delta(&s->thp_before, &s->thp_after, RMPT_THP_SPLIT_PMD);
-	t->collapses = rmpt_thp_stat_delta(&s->thp_before, &s->thp_after,
-					   RMPT_THP_COLLAPSE_ALLOC);
-	t->elapsed_ns = s->end_ns - s->start_ns;
-	scan_kmsg(s, t);
-}
-
-static void print_first_failures(struct stress *s)
-{
-	const struct guest_stats *st;
-	char expected[96];
-	u32 i;
-
-	for (i = 0; i < s->p.nr_threads; i++)
-		if (s->hosts[i].why[0])
-			ksft_print_msg("%s\n", s->hosts[i].why);
-	for (i = 0; i < s->p.nr_vcpus; i++) {
-		if (s->vcpus[i].why[0])
-			ksft_print_msg("%s\n", s->vcpus[i].why);
-		st = &s->ctl->vcpu[i];
-		describe_want(expected, sizeof(expected), st->bad_want);
-		if (st->mismatches)
-			ksft_print_msg("vCPU %u: page %lu word %lu: expected %s, got %#lx\n", i,
-				       st->bad_page, st->bad_word, expected, st->bad_got);
-		if (st->conv_errors)
-			ksft_print_msg("vCPU %u: %lu conversions failed\n", i, st->conv_errors);
-	}
-}
-
-static void print_schedule(const char *actor, u32 idx, u64 ops, u64 hash, bool diag)
-{
-	printf("%sschedule %s%u %lu 0x%016lx\n", diag ? "# " : "", actor, idx, ops, hash);
-}
-
-/* The hash of each actor's first operations, as -S prints it for comparison. */
-static void print_run_schedule(struct stress *s)
-{
-	u32 i;
-
-	for (i = 0; i < s->p.nr_vcpus; i++)
-		print_schedule("vcpu", i, s->ctl->vcpu[i].sched_ops, s->ctl->vcpu[i].sched_hash,
-			       true);
-	for (i = 0; i < s->p.nr_threads; i++)
-		print_schedule("host", i, s->hosts[i].sched.ops, s->hosts[i].sched.hash, true);
-	print_schedule("splitter", 0, s->splitter.sched.ops, s->splitter.sched.hash, true);
-	print_schedule("collapser", 0, s->collapser.sched.ops, s->collapser.sched.hash, true);
-}
-
-/* ---- metrics ------------------------------------------------------------- */
-
-#define NR_METRICS	24
-
-static size_t build_metrics(struct stress *s, const struct totals *t, struct rmpt_metric *m)
-{
-	u64 ns = t->elapsed_ns;
-	size_t n = 0;
-
-#define METRIC(_name, _value, _unit, _better) \
-	(m[n++] = (struct rmpt_metric){ _name, _value, _unit, RMPT_BETTER_##_better })
-	METRIC("host_faults_per_s", rmpt_rate(t->host_accesses, ns), "accesses/s", HIGHER);
-	METRIC("host_page_faults_per_s", rmpt_rate(t->page_faults, ns), "faults/s", NONE);
-	METRIC("host_ops_per_s", rmpt_rate(t->host_ops, ns), "ops/s", HIGHER);
-	METRIC("guest_stamps_per_s", rmpt_rate(t->guest_stamps, ns), "stamps/s", HIGHER);
-	METRIC("conversions_per_s", rmpt_rate(t->conversions, ns), "conversions/s", HIGHER);
-	METRIC("splits", t->splits, "splits", NONE);
-	METRIC("collapses", t->collapses, "collapses", NONE);
-	METRIC("splits_per_s", rmpt_rate(t->splits, ns), "splits/s", HIGHER);
-	METRIC("collapses_per_s", rmpt_rate(t->collapses, ns), "collapses/s", HIGHER);
-	METRIC("splits_observed", s->splitter.observed, "splits", NONE);
-	METRIC("collapses_observed", s->collapser.observed, "collapses", NONE);
-	METRIC("sigbus_latency_p50_ns", rmpt_hist_percentile(&t->sigbus_lat, 50), "ns", LOWER);
-	METRIC("sigbus_latency_p99_ns", rmpt_hist_percentile(&t->sigbus_lat, 99), "ns", LOWER);
-	METRIC("sigbus_latency_max_ns", t->sigbus_lat.max, "ns", LOWER);
-	METRIC("fault_latency_p50_ns", rmpt_hist_percentile(&t->fault_lat, 50), "ns", LOWER);
-	METRIC("fault_latency_p99_ns", rmpt_hist_percentile(&t->fault_lat, 99), "ns", LOWER);
-	METRIC("fault_latency_max_ns", t->fault_lat.max, "ns", LOWER);
-	METRIC("sigbus_total", t->sigbus, "signals", NONE);
-	METRIC("host_accesses", t->host_accesses, "accesses", NONE);
-	METRIC("guest_stamps", t->guest_stamps, "stamps", NONE);
-	METRIC("conversions", t->conversions, "conversions", NONE);
-	METRIC("elapsed_s", ns / 1e9, "s", NONE);
-#undef METRIC
-	TEST_ASSERT(n <= NR_METRICS, "metrics: expected at most %d, got %zu", NR_METRICS, n);
-	return n;
-}
-
-static void json_env(struct rmpt_json *j, struct stress *s)
-{
-	char buf[512];
-
-	rmpt_json_object_begin(j, "env");
-	rmpt_env_kernel(buf, sizeof(buf));
-	rmpt_json_string(j, "kernel", buf);
-	rmpt_json_string(j, "flavour", rmpt_flavour_name(s->p.flavour));
-	rmpt_json_string(j, "thp", rmpt_thp_mode_name(s->caps.thp));
-	rmpt_env_cpu_model(buf, sizeof(buf));
-	rmpt_json_string(j, "cpu", buf);
-	rmpt_json_u64(j, "nodes", rmpt_numa_nodes());
-	rmpt_json_u64(j, "host_cpus", sysconf(_SC_NPROCESSORS_ONLN));
-	rmpt_json_bool(j, "private_view", s->rv->view);
-	rmpt_json_object_end(j);
-}
-
-static void json_params(struct rmpt_json *j, struct stress *s)
-{
-	char buf[32];
-
-	rmpt_json_object_begin(j, "params");
-	rmpt_json_u64(j, "seed", s->p.seed);
-	snprintf(buf, sizeof(buf), "0x%lx", s->p.seed);
-	rmpt_json_string(j, "seed_hex", buf);
-	rmpt_json_u64(j, "duration_s", s->p.duration_s);
-	rmpt_json_u64(j, "vcpus", s->p.nr_vcpus);
-	rmpt_json_u64(j, "threads", s->p.nr_threads);
-	rmpt_json_u64(j, "mem_mib", s->p.mem_mib);
-	rmpt_json_u64(j, "conversions_per_mille", s->p.conv_per_mille);
-	rmpt_json_u64(j, "conversions_effective_per_mille", s->ctl->conv_per_mille);
-	if (s->p.numa_node < 0)
-		rmpt_json_string(j, "numa", "spread");
-	else
-		rmpt_json_i64(j, "numa", s->p.numa_node);
-	rmpt_json_bool(j, "quick", s->p.quick);
-	rmpt_json_u64(j, "max_ops", s->p.max_ops);
-	rmpt_json_u64(j, "probe_one_in", PROBE_ONE_IN);
-	rmpt_json_u64(j, "punch_one_in", PUNCH_ONE_IN);
-	rmpt_json_u64(j, "split_gap_us", SPLIT_GAP_US);
-	rmpt_json_u64(j, "collapse_gap_us", COLLAPSE_GAP_US);
-	rmpt_json_string(j, "inject", inject_names[s->p.inject]);
-	rmpt_json_object_end(j);
-}
-
-static bool thp_checks_apply(struct stress *s)
-{
-	return s->thp_on;
-}
-
-/* Every entry must be 0 for the run to pass, whatever reads the document. */
-static void json_invariants(struct rmpt_json *j, struct stress *s, const struct totals *t)
-{
-	rmpt_json_object_begin(j, "invariants");
-	rmpt_json_u64(j, "unexpected_sigbus", t->unexpected);
-	rmpt_json_u64(j, "missed_sigbus", t->missed);
-	rmpt_json_u64(j, "stamp_mismatches", t->host_mismatches + t->guest_mismatches);
-	rmpt_json_u64(j, "stamp_mismatches_host", t->host_mismatches);
-	rmpt_json_u64(j, "stamp_mismatches_guest", t->guest_mismatches);
-	rmpt_json_u64(j, "kvm_run_errors", t->run_errors + t->conv_errors);
-	rmpt_json_u64(j, "no_splits", thp_checks_apply(s) &&
-		      (!t->splits || t->splits == RMPT_STAT_ABSENT || !s->splitter.observed));
-	rmpt_json_u64(j, "no_collapses", thp_checks_apply(s) &&
-		      (!t->collapses || t->collapses == RMPT_STAT_ABSENT ||
-		       !s->collapser.observed));
-	rmpt_json_u64(j, "kernel_log_bad_lines", t->kmsg_bad > 0 ? t->kmsg_bad : 0);
-	rmpt_json_object_end(j);
-}
-
-static void json_host_thread(struct rmpt_json *j, const struct host_worker *w)
-{
-	u64 ns = w->end_ns - w->start_ns;
-
-	rmpt_json_object_begin(j, NULL);
-	rmpt_json_string(j, "actor", "host");
-	rmpt_json_u64(j, "id", w->id);
-	rmpt_json_i64(j, "node", w->node);
-	rmpt_json_u64(j, "ops", w->ops);
-	rmpt_json_double(j, "ops_per_s", rmpt_rate(w->ops, ns));
-	rmpt_json_u64(j, "accesses", w->acc.accesses);
-	rmpt_json_double(j, "faults_per_s", rmpt_rate(w->acc.accesses, ns));
-	rmpt_json_u64(j, "page_faults", w->page_faults);
-	rmpt_json_double(j, "page_faults_per_s", rmpt_rate(w->page_faults, ns));
-	rmpt_json_u64(j, "stamps", w->stamps);
-	rmpt_json_u64(j, "probes", w->probes);
-	rmpt_json_u64(j, "sigbus", w->sigbus_ok);
-	rmpt_json_u64(j, "zero_words", w->zero_words);
-	rmpt_json_u64(j, "fault_latency_p50_ns", rmpt_hist_percentile(&w->acc.latency, 50));
-	rmpt_json_u64(j, "fault_latency_p99_ns", rmpt_hist_percentile(&w->acc.latency, 99));
-	rmpt_json_u64(j, "fault_latency_max_ns", w->acc.latency.max);
-	rmpt_json_u64(j, "sigbus_latency_p50_ns", rmpt_hist_percentile(&w->acc.sigbus, 50));
-	rmpt_json_u64(j, "sigbus_latency_p99_ns", rmpt_hist_percentile(&w->acc.sigbus, 99));
-	rmpt_json_u64(j, "unexpected_sigbus", w->unexpected);
-	rmpt_json_u64(j, "missed_sigbus", w->missed);
-	rmpt_json_u64(j, "mismatches", w->mismatches);
-	rmpt_json_object_end(j);
-}
-
-static void json_vcpu(struct rmpt_json *j, struct stress *s, u32 i, u64 ns)
-{
-	const struct guest_stats *st = &s->ctl->vcpu[i];
-
-	rmpt_json_object_begin(j, NULL);
-	rmpt_json_string(j, "actor", "vcpu");
-	rmpt_json_u64(j, "id", i);
-	rmpt_json_i64(j, "node", s->vcpus[i].node);
-	rmpt_json_u64(j, "ops", st->ops);
-	rmpt_json_u64(j, "stamps", st->stamps);
-	rmpt_json_double(j, "stamps_per_s", rmpt_rate(st->stamps, ns));
-	rmpt_json_u64(j, "conversions", st->conversions);
-	rmpt_json_u64(j, "zero_words", st->zero_words);
-	rmpt_json_u64(j, "mismatches", st->mismatches);
-	rmpt_json_u64(j, "ucalls", s->vcpus[i].syncs);
-	rmpt_json_u64(j, "errors", s->vcpus[i].errors + st->conv_errors);
-	rmpt_json_object_end(j);
-}
-
-static void json_thp_worker(struct rmpt_json *j, const struct thp_worker *w)
-{
-	rmpt_json_object_begin(j, NULL);
-	rmpt_json_string(j, "actor", w->name);
-	rmpt_json_u64(j, "id", 0);
-	rmpt_json_i64(j, "node", w->node);
-	rmpt_json_u64(j, "ops", w->ops);
-	rmpt_json_double(j, "ops_per_s", rmpt_rate(w->ops, w->end_ns - w->start_ns));
-	rmpt_json_u64(j, "on_pmd", w->on_pmd);
-	rmpt_json_u64(j, "observed", w->observed);
-	rmpt_json_u64(j, "punches", w->punches);
-	rmpt_json_u64(j, "already_huge", w->already_huge);
-	rmpt_json_u64(j, "eagain", w->eagain);
-	rmpt_json_u64(j, "errors", w->errors);
-	rmpt_json_object_end(j);
-}
-
-static void json_per_thread(struct rmpt_json *j, struct stress *s, const struct totals *t)
-{
-	u32 i;
-
-	rmpt_json_array_begin(j, "per_thread");
-	for (i = 0; i < s->p.nr_threads; i++)
-		json_host_thread(j, &s->hosts[i]);
-	for (i = 0; i < s->p.nr_vcpus; i++)
-		json_vcpu(j, s, i, t->elapsed_ns);
-	json_thp_worker(j, &s->splitter);
-	json_thp_worker(j, &s->collapser);
-	rmpt_json_array_end(j);
-}
-
-/* What ran on node and what was placed there. */
-static void json_node(struct rmpt_json *j, struct stress *s, int node, u64 ns)
-{
-	u64 threads = 0, vcpus = 0, accesses = 0, faults = 0, stamps = 0, chunks = 0, c;
-	u32 i;
-
-	for (i = 0; i < s->p.nr_threads; i++) {
-		if (s->hosts[i].node != node)
-			continue;
-		threads++;
-		accesses += s->hosts[i].acc.accesses;
-		faults += s->hosts[i].page_faults;
-	}
-	for (i = 0; i < s->p.nr_vcpus; i++) {
-		if (s->vcpus[i].node != node)
-			continue;
-		vcpus++;
-		stamps += s->ctl->vcpu[i].stamps;
-	}
-	for (c = 0; c < s->l.nr_chunks; c++)
-		chunks += (s->p.numa_node >= 0 ? s->p.numa_node : rmpt_numa_node(c)) == node;
-
-	rmpt_json_object_begin(j, NULL);
-	rmpt_json_i64(j, "node", node);
-	rmpt_json_u64(j, "mem_mib", chunks * 2);
-	rmpt_json_u64(j, "host_threads", threads);
-	rmpt_json_u64(j, "vcpus", vcpus);
-	rmpt_json_double(j, "host_faults_per_s", rmpt_rate(accesses, ns));
-	rmpt_json_double(j, "host_page_faults_per_s", rmpt_rate(faults, ns));
-	rmpt_json_double(j, "guest_stamps_per_s", rmpt_rate(stamps, ns));
-	rmpt_json_object_end(j);
-}
-
-static void json_per_node(struct rmpt_json *j, struct stress *s, const struct totals *t)
-{
-	int i, nodes = s->p.numa_node >= 0 ? 1 : rmpt_numa_nodes();
-
-	rmpt_json_array_begin(j, "per_node");
-	for (i = 0; i < nodes; i++)
-		json_node(j, s, s->p.numa_node >= 0 ? s->p.numa_node : rmpt_numa_node(i),
-			  t->elapsed_ns);
-	rmpt_json_array_end(j);
-}
-
-/* The document, in memory first: a file is only ever written whole. */
-static int write_metrics(struct stress *s, const struct totals *t,
-			 const struct rmpt_metric *m, size_t n)
-{
-	struct rmpt_json j;
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *f;
-	int err;
-
-	f = open_memstream(&buf, &len);
-	TEST_ASSERT(f, "open_memstream: expected a stream, got errno %d", errno);
-	rmpt_json_init(&j, f);
-	rmpt_json_object_begin(&j, NULL);
-	rmpt_json_string(&j, "schema", "snp-rmp-metrics/1");
-	rmpt_json_string(&j, "test", TEST_NAME);
-	json_env(&j, s);
-	json_params(&j, s);
-	rmpt_metrics_json(&j, "metrics", m, n);
-	json_invariants(&j, s, t);
-	json_per_thread(&j, s, t);
-	json_per_node(&j, s, t);
-	rmpt_json_object_end(&j);
-	err = rmpt_json_finish(&j);
-	fclose(f);
-	if (!err)
-		err = rmpt_write_file_atomic(s->p.out_path, buf, len);
-	free(buf);
-	return err;
-}
-
-/* ---- verdicts ------------------------------------------------------------ */
-
-static void report_counts(struct stress *s, const struct totals *t)
-{
-	const struct thp_worker *sp = &s->splitter, *co = &s->collapser;
-
-	ksft_print_msg("host: %lu ops, %lu page faults, %lu SIGBUS caught, %lu probes skipped\n",
-		       t->host_ops, t->page_faults, t->sigbus, t->probes_skipped);
-	ksft_print_msg("guest: %lu stamps, %lu conversions\n", t->guest_stamps, t->conversions);
-	ksft_print_msg("splitter: %lu ops, %lu on a PMD mapping, %lu splits seen, %lu punches\n",
-		       sp->ops, sp->on_pmd, sp->observed, sp->punches);
-	ksft_print_msg("collapser: %lu ops, %lu collapsed (%lu seen), %lu huge, %lu EAGAIN\n",
-		       co->ops, co->on_pmd, co->observed, co->already_huge, co->eagain);
-	if (sp->errors || co->errors)
-		ksft_print_msg("errors: splitter %lu (first errno %d), collapser %lu (%d)\n",
-			       sp->errors, sp->first_errno, co->errors, co->first_errno);
-	if (sp->pmd_errno || co->pmd_errno)
-		ksft_print_msg("PAGEMAP_SCAN refused (errno %d): PMD mappings not observed\n",
-			       sp->pmd_errno ? sp->pmd_errno : co->pmd_errno);
-}
-
-static void result_skip(const char *name, const char *why)
-{
-	ksft_test_result_code(KSFT_SKIP, name, "%s", why);
-}
-
-/* vmstat counts the whole machine; what this run saw itself must agree. */
-static void report_thp(struct stress *s, const char *name, u64 vmstat,
-		       const struct thp_worker *w)
-{
-	bool observed = w->observed || w->pmd_errno;
-
-	if (!thp_checks_apply(s)) {
-		result_skip(name, s->thp_why);
-		return;
-	}
-	if (vmstat == RMPT_STAT_ABSENT) {
-		ksft_test_result_code(KSFT_FAIL, name, "/proc/vmstat lacks the counter");
-		return;
-	}
-	ksft_print_msg("%s: /proc/vmstat delta %lu, observed by the %s %lu\n", name, vmstat,
-		       w->name, w->observed);
-	ksft_test_result(vmstat > 0 && observed, "%s\n", name);
-}
-
-static void report_conversions(struct stress *s, const struct totals *t)
-{
-	if (s->conv == CONV_NONE) {
-		result_skip("conversions_exercised", s->conv_why);
-		return;
-	}
-	if (!s->p.conv_per_mille) {
-		result_skip("conversions_exercised", "-c 0");
-		return;
-	}
-	ksft_print_msg("conversions: %lu by the guests, %lu to private and %lu to shared served\n",
-		       t->conversions, s->rv->conv.to_private, s->rv->conv.to_shared);
-	ksft_test_result(t->conversions > 0, "conversions_exercised\n");
-}
-
-static void report_kmsg(const struct totals *t)
-{
-	if (t->kmsg_bad < 0) {
-		ksft_test_result_code(KSFT_SKIP, "kernel_log_clean", "kernel log not usable: %s",
-				      strerror(-t->kmsg_bad));
-		return;
-	}
-	if (t->kmsg_bad)
-		ksft_print_msg("kernel log: %d bad line(s), first: %s\n", t->kmsg_bad,
-			       t->kmsg_first);
-	ksft_test_result(!t->kmsg_bad, "kernel_log_clean\n");
-}
-
-static void report_invariant(const char *name, u64 count, const char *what)
-{
-	ksft_print_msg("%s: %lu (%s)\n", name, count, what);
-	ksft_test_result(!count, "no_%s\n", name);
-}
-
-#define NR_SUBTESTS	9
-
-static void report(struct stress *s, const struct totals *t)
-{
-	struct rmpt_metric m[NR_METRICS];
-	size_t n = build_metrics(s, t, m);
-	int err = 0;
-
-	report_counts(s, t);
-	print_first_failures(s);
-	print_run_schedule(s);
-	rmpt_metrics_print(m, n);
-	if (s->p.out_path)
-		err = write_metrics(s, t, m, n);
-
-	report_invariant("unexpected_sigbus", t->unexpected, "shared accesses that faulted");
-	if (s->rv->view)
-		report_invariant("missed_sigbus", t->missed,
-				 "private accesses without SIGBUS BUS_ADRERR at the address");
-	else
-		result_skip("no_missed_sigbus", s->rv->view_why);
-	report_invariant("stamp_mismatch", t->host_mismatches + t->guest_mismatches,
-			 "host and guest checks");
-	report_invariant("kvm_run_error", t->run_errors + t->conv_errors,
-			 "KVM_RUN failures, unexpected exits, guest aborts, failed conversions");
-	report_thp(s, "thp_splits_seen", t->splits, &s->splitter);
-	report_thp(s, "thp_collapses_seen", t->collapses, &s->collapser);
-	report_conversions(s, t);
-	report_kmsg(t);
-	if (!s->p.out_path) {
-		result_skip("metrics_written", "no -o and no SNP_RMP_METRICS");
-		return;
-	}
-	ksft_print_msg("metrics: %s: %s\n", s->p.out_path, err ? strerror(-err) : "written");
-	ksft_test_result(!err, "metrics_written\n");
-}
+static const struct rmpt_stress_actors actors = {
+	.vcpu = vcpu_worker_fn,
+	.host = host_worker_fn,
+	.splitter = splitter_fn,
+	.collapser = collapser_fn,
+};
 
 /* ---- options ------------------------------------------------------------- */
 
@@ -1939,16 +785,16 @@ static void print_usage(FILE *f)
 		"  -S          print a hash of each actor's first %d operations and exit\n"
 		"  -h          this help\n"
 		"Exit status: 0 pass, 1 fail or bad usage, 4 skip.\n",
-		TEST_NAME, MAX_DURATION_S, DEFAULT_DURATION_S, QUICK_DURATION_S,
+		RMPT_STRESS_NAME, MAX_DURATION_S, DEFAULT_DURATION_S, QUICK_DURATION_S,
 		QUICK_DURATION_S, QUICK_MEM_MIB, MAX_HOST_THREADS, RMPT_MAX_VCPUS,
-		DEFAULT_MEM_MIB, QUICK_MEM_MIB, DEFAULT_CONV_PER_MILLE, SCHED_HASH_OPS);
+		DEFAULT_MEM_MIB, QUICK_MEM_MIB, DEFAULT_CONV_PER_MILLE, RMPT_SCHED_HASH_OPS);
 }
 
 static __printf(1, 2) __noreturn void usage_error(const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "%s: ", TEST_NAME);
+	fprintf(stderr, "%s: ", RMPT_STRESS_NAME);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
@@ -1982,15 +828,15 @@ static int parse_numa(const char *arg)
 	return node;
 }
 
-static enum inject parse_inject(void)
+static enum rmpt_inject parse_inject(void)
 {
 	const char *name = getenv("SNP_RMP_STRESS_INJECT");
 	int i;
 
 	if (!name || !*name)
-		return INJECT_NONE;
-	for (i = 0; i < NR_INJECTS; i++)
-		if (!strcmp(name, inject_names[i]))
+		return RMPT_INJECT_NONE;
+	for (i = 0; i < RMPT_NR_INJECTS; i++)
+		if (!strcmp(name, rmpt_inject_names[i]))
 			return i;
 	usage_error("SNP_RMP_STRESS_INJECT: unknown '%s'", name);
 }
@@ -2011,7 +857,7 @@ static void check_out_path(const char *path)
 			    strerror(errno));
 }
 
-static void defaults(struct params *p)
+static void defaults(struct rmpt_stress_params *p)
 {
 	const char *quick = getenv("SNP_RMP_QUICK");
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -2030,7 +876,7 @@ static void defaults(struct params *p)
 	p->max_ops = DEFAULT_MAX_OPS;
 }
 
-static void parse_args(int argc, char **argv, struct params *p)
+static void parse_args(int argc, char **argv, struct rmpt_stress_params *p)
 {
 	u64 duration = 0, mem = 0;
 	int opt;
@@ -2097,201 +943,54 @@ static void parse_args(int argc, char **argv, struct params *p)
 }
 
 /* Enough memory for the control area and a 2M range per vCPU? */
-static void check_layout(const struct params *p, struct layout *l)
+static void check_layout(const struct rmpt_stress_params *p, struct rmpt_layout *l)
 {
-	layout_compute(l, p->mem_mib, p->nr_vcpus);
+	rmpt_layout_compute(l, p->mem_mib, p->nr_vcpus);
 	if (!l->vcpu_pages)
 		usage_error("-m %lu: expected >= %lu MiB (control area %lu, then 2 per vCPU)",
 			    p->mem_mib, (l->ctl_chunks + p->nr_vcpus) * 2, l->ctl_chunks * 2);
 }
 
-/* ---- flavour, THP, conversions ------------------------------------------- */
-
-static const enum rmpt_flavour flavour_order[] = { RMPT_SNP, RMPT_SW_PROTECTED, RMPT_DEFAULT };
-
-/* The -f flavour if usable, else the strongest usable; false and why if none. */
-static bool choose_flavour(struct stress *s, char *why, size_t len)
-{
-	size_t i;
-
-	if (s->p.flavour_given)
-		return rmpt_flavour_usable(&s->caps, s->p.flavour, why, len);
-	for (i = 0; i < ARRAY_SIZE(flavour_order); i++) {
-		if (rmpt_flavour_usable(&s->caps, flavour_order[i], why, len)) {
-			s->p.flavour = flavour_order[i];
-			return true;
-		}
-	}
-	return false;
-}
-
-/* SKIP up front, naming what is missing. */
-static void pick_flavour(struct stress *s)
-{
-	char why[512];
-
-	if (s->p.flavour == RMPT_LEGACY_V6)
-		ksft_exit_skip("flavour legacy_v6: not covered here (in-kernel conversions)\n");
-	if (!choose_flavour(s, why, sizeof(why)))
-		ksft_exit_skip("flavour %s: %s\n",
-			       s->p.flavour_given ? rmpt_flavour_name(s->p.flavour) : "any", why);
-}
-
-/* Which conversions the guest can do, and if none, why, naming each flavour's lack. */
-static void pick_conversions(struct stress *s)
-{
-	char snp[256], swp[256];
-
-	switch (s->p.flavour) {
-	case RMPT_SNP:
-		s->conv = CONV_SNP_PSC;
-		return;
-	case RMPT_SW_PROTECTED:
-		s->conv = CONV_HYPERCALL;
-		return;
-	default:
-		s->conv = CONV_NONE;
-	}
-	if (rmpt_flavour_usable(&s->caps, RMPT_SNP, snp, sizeof(snp)))
-		snprintf(snp, sizeof(snp), "usable, not chosen");
-	if (rmpt_flavour_usable(&s->caps, RMPT_SW_PROTECTED, swp, sizeof(swp)))
-		snprintf(swp, sizeof(swp), "usable, not chosen");
-	snprintf(s->conv_why, sizeof(s->conv_why),
-		 "flavour %s has no private memory attributes to convert (snp: %s; sw_protected: %s)",
-		 rmpt_flavour_name(s->p.flavour), snp, swp);
-}
-
-static void pick_thp(struct stress *s)
-{
-	s->thp_on = rmpt_thp_usable(&s->caps, s->thp_why, sizeof(s->thp_why));
-}
-
-/* ---- dry run: the schedule alone ----------------------------------------- */
-
-/* The next operation of an actor, fed to the hash the actor itself keeps. */
-static void dry_step(struct stress *s, enum actor_kind kind, u64 *rng, struct sched_hash *h,
-		     u64 n)
-{
-	u64 conv = s->conv == CONV_NONE ? 0 : s->p.conv_per_mille;
-	struct split_op sp;
-	struct guest_op g;
-	struct host_op o;
-
-	switch (kind) {
-	case ACTOR_VCPU:
-		guest_op_next(rng, s->l.vcpu_pages, conv, &g);
-		sched_note(h, n, g.kind, g.page, 0);
-		break;
-	case ACTOR_HOST:
-		host_op_next(rng, &s->l, &o);
-		sched_note(h, n, o.kind, o.page, o.offset);
-		break;
-	case ACTOR_SPLITTER:
-		split_op_next(rng, &s->l, &sp);
-		sched_note(h, n, sp.chunk, sp.page, sp.punch);
-		break;
-	case ACTOR_COLLAPSER:
-		sched_note(h, n, collapse_op_next(rng, &s->l), 0, 0);
-		break;
-	}
-}
-
-static void dry_actor(struct stress *s, enum actor_kind kind, const char *name, u32 idx)
-{
-	u64 n = min_t(u64, SCHED_HASH_OPS, s->p.max_ops), rng, i;
-	struct sched_hash h = { HASH_INIT, 0 };
-
-	rng = rng_seed(s->p.seed, ACTOR_ID(kind, idx));
-	for (i = 0; i < n; i++)
-		dry_step(s, kind, &rng, &h, n);
-	print_schedule(name, idx, h.ops, h.hash, false);
-}
-
-/* Every actor's schedule hash, from the generators the actors run. */
-static void dry_run(struct stress *s)
-{
-	u32 i;
-
-	printf("schedule seed 0x%lx flavour %s\n", s->p.seed, rmpt_flavour_name(s->p.flavour));
-	for (i = 0; i < s->p.nr_vcpus; i++)
-		dry_actor(s, ACTOR_VCPU, "vcpu", i);
-	for (i = 0; i < s->p.nr_threads; i++)
-		dry_actor(s, ACTOR_HOST, "host", i);
-	dry_actor(s, ACTOR_SPLITTER, "splitter", 0);
-	dry_actor(s, ACTOR_COLLAPSER, "collapser", 0);
-}
-
 /* ---- main ---------------------------------------------------------------- */
 
-static void print_setup(struct stress *s)
+/* The report's results, counted in this file, where ksft_finished() looks. */
+static void result(int code, const char *name, const char *why)
 {
-	const struct params *p = &s->p;
-	const struct layout *l = &s->l;
-
-	ksft_print_msg("flavour %s, seed 0x%lx (rerun with -s 0x%lx)\n",
-		       rmpt_flavour_name(p->flavour), p->seed, p->seed);
-	ksft_print_msg("%lu s%s, %u vCPUs, %u host threads, %lu MiB, NUMA %s of %d node(s)\n",
-		       p->duration_s, p->quick ? " (quick)" : "", p->nr_vcpus, p->nr_threads,
-		       p->mem_mib, p->numa_node < 0 ? "spread" : "bound", rmpt_numa_nodes());
-	ksft_print_msg("layout: control %lu MiB, %lu MiB per vCPU, %lu MiB host-only\n",
-		       l->ctl_chunks * 2, l->vcpu_pages * RMPT_SZ_4K >> 20,
-		       (l->nr_pages - l->vcpu_pages * p->nr_vcpus) * RMPT_SZ_4K >> 20);
-	ksft_print_msg("%d of %lu 2M ranges PMD-mapped at start\n", s->huge_at_start,
-		       l->nr_chunks - l->ctl_chunks);
-	/* MADV_REMOVE needs a shared mapping: the data region is private anonymous. */
-	ksft_print_msg("splitter: MADV_DONTNEED of 4K in the data region; 1 in %d ops %s\n",
-		       PUNCH_ONE_IN, s->rv->view ?
-		       "PUNCH_HOLE the guest_memfd view instead of MADV_REMOVE" :
-		       "also MADV_DONTNEED (no guest_memfd view)");
-	if (!s->rv->view)
-		ksft_print_msg("private probes skipped: %s\n", s->rv->view_why);
-	if (s->conv == CONV_NONE)
-		ksft_print_msg("conversion actors: SKIP: %s\n", s->conv_why);
-	if (!s->thp_on)
-		ksft_print_msg("THP: %s; split and collapse checks skipped\n", s->thp_why);
-	if (p->inject)
-		ksft_print_msg("TEST-ONLY fault injection: %s\n", inject_names[p->inject]);
-}
-
-static void cleanup(struct stress *s)
-{
-	u32 i;
-
-	for (i = 0; i < s->p.nr_threads; i++)
-		free(s->hosts[i].table);
-	free(s->hosts);
-	rmpt_vm_free(s->rv);
+	if (why)
+		ksft_test_result_code(code, name, "%s", why);
+	else
+		ksft_test_result(code == KSFT_PASS, "%s\n", name);
 }
 
 int main(int argc, char **argv)
 {
-	static struct stress s;
-	struct totals t;
+	static struct rmpt_stress s;
+	struct rmpt_stress_totals t;
 
 	parse_args(argc, argv, &s.p);
 	check_layout(&s.p, &s.l);
 	rmpt_caps_probe(&s.caps);
 	if (s.p.dry_run) {
 		/* The schedule depends on the flavour only through conversions. */
-		choose_flavour(&s, s.conv_why, sizeof(s.conv_why));
-		pick_conversions(&s);
-		dry_run(&s);
+		rmpt_stress_choose_flavour(&s, s.conv_why, sizeof(s.conv_why));
+		rmpt_stress_pick_conversions(&s);
+		rmpt_stress_dry_run(&s);
 		return KSFT_PASS;
 	}
-	pick_flavour(&s);
-	pick_conversions(&s);
-	pick_thp(&s);
+	rmpt_stress_pick_flavour(&s);
+	rmpt_stress_pick_conversions(&s);
+	rmpt_stress_pick_thp(&s);
 
 	ksft_print_header();
-	ksft_set_plan(NR_SUBTESTS);
-	s.kmsg_err = rmpt_kmsg_mark(TEST_NAME, s.kmsg_marker, sizeof(s.kmsg_marker));
-	create_vm(&s);
-	print_setup(&s);
-	start_actors(&s);
-	monitor(&s);
-	join_actors(&s);
-	sum_up(&s, &t);
-	report(&s, &t);
-	cleanup(&s);
+	ksft_set_plan(RMPT_STRESS_NR_RESULTS);
+	s.kmsg_err = rmpt_kmsg_mark(RMPT_STRESS_NAME, s.kmsg_marker, sizeof(s.kmsg_marker));
+	rmpt_stress_create_vm(&s, guest_code);
+	rmpt_stress_print_setup(&s);
+	rmpt_stress_start(&s, &actors);
+	rmpt_stress_monitor(&s);
+	rmpt_stress_join(&s);
+	rmpt_stress_sum_up(&s, &t);
+	rmpt_stress_report(&s, &t, result);
+	rmpt_stress_free(&s);
 	ksft_finished();
 }
