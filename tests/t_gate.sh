@@ -19,7 +19,7 @@ set -u
 HERE=$(cd -- "$(dirname -- "$0")" && pwd -P)
 readonly GATE=$HERE/../scripts/gate.py
 readonly RUNNER=$HERE/../run_tests.sh
-# shellcheck source=tests/lib.sh
+# shellcheck source=lib.sh
 . "$HERE/lib.sh"
 RC=0
 

@@ -28,7 +28,7 @@ top=$(cd -- "$(dirname -- "$0")/.." && pwd -P)
 readonly INTREE=$top/scripts/intree.sh
 KSRC=${KSRC:-$top/.cache/src/linux-source-6.12}
 BUILD=${BUILD:-$top/build}
-# shellcheck source=tests/lib.sh
+# shellcheck source=lib.sh
 . "$top/tests/lib.sh"
 RC=0
 ARCH=""

@@ -17,7 +17,7 @@ set -u
 HERE=$(cd -- "$(dirname -- "$0")" && pwd -P)
 readonly REAL_RUNNER=$HERE/../run_tests.sh
 RUNNER=$REAL_RUNNER		# the one runner() starts
-# shellcheck source=tests/lib.sh
+# shellcheck source=lib.sh
 . "$HERE/lib.sh"
 RC=0
 STREAMED=0

@@ -15,35 +15,10 @@ set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-$top/build}
 prog=$BUILD/x86_64/snp_thp_split_stress
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/t_stress.XXXXXX")
-n=0
-failed=0
+# shellcheck source=lib.sh
+. "$top/tests/lib.sh"
 
-trap 'rm -rf -- "$tmp"' EXIT
 unset SNP_RMP_METRICS SNP_RMP_QUICK SNP_RMP_STRESS_INJECT
-
-result() {
-	n=$((n + 1))
-	case $1 in
-	ok) echo "ok $n $2" ;;
-	skip) echo "ok $n $2 # SKIP $3" ;;
-	*)
-		echo "not ok $n $2"
-		failed=1
-		;;
-	esac
-}
-
-check() {
-	local what=$1
-
-	shift
-	if "$@"; then result ok "$what"; else result fail "$what"; fi
-}
-
-show() {
-	sed 's/^/# /' "$1"
-}
 
 # The schedule lines of a dry run or of a run ("# " prefixed there).
 schedule() {
@@ -51,56 +26,56 @@ schedule() {
 }
 
 if [ ! -x "$prog" ]; then
-	result fail "snp_thp_split_stress is built ($prog)"
+	check "snp_thp_split_stress is built ($prog)" false
 	exit 1
 fi
 
 # ---- options -----------------------------------------------------------------
 
-"$prog" -q -m 3 -o "$tmp/bad.json" >"$tmp/bad.out" 2>"$tmp/bad.err"
+"$prog" -q -m 3 -o "$T/bad.json" >"$T/bad.out" 2>"$T/bad.err"
 rc=$?
 check "bad -m exits 1 (got $rc)" test "$rc" -eq 1
-check "bad -m prints usage on stderr" grep -q '^Usage:' "$tmp/bad.err"
-check "bad -m leaves no metrics file" test ! -e "$tmp/bad.json"
-check "bad -m prints no TAP" bash -c "! grep -q '^TAP' '$tmp/bad.out'"
-"$prog" -h >"$tmp/help.out" 2>&1
+check "bad -m prints usage on stderr" grep -q '^Usage:' "$T/bad.err"
+check "bad -m leaves no metrics file" test ! -e "$T/bad.json"
+check "bad -m prints no TAP" bash -c "! grep -q '^TAP' '$T/bad.out'"
+"$prog" -h >"$T/help.out" 2>&1
 rc=$?
-check "-h exits 0 with usage (got $rc)" bash -c "[ $rc -eq 0 ] && grep -q '^Usage:' '$tmp/help.out'"
+check "-h exits 0 with usage (got $rc)" bash -c "[ $rc -eq 0 ] && grep -q '^Usage:' '$T/help.out'"
 
 # ---- the schedule is a function of the seed ----------------------------------
 
 args=(-q -v 2 -t 2 -m 64)
-"$prog" "${args[@]}" -S -s 0x5eed >"$tmp/dry1" 2>&1
-"$prog" "${args[@]}" -S -s 0x5eed >"$tmp/dry2" 2>&1
-"$prog" "${args[@]}" -S -s 0x5eee >"$tmp/dry3" 2>&1
-schedule "$tmp/dry1" >"$tmp/s1"
-schedule "$tmp/dry2" >"$tmp/s2"
-schedule "$tmp/dry3" >"$tmp/s3"
-show "$tmp/s1"
-check "-S prints a hash per actor (6)" test "$(wc -l <"$tmp/s1")" -eq 6
-check "-S: same seed, same schedule" cmp -s "$tmp/s1" "$tmp/s2"
+"$prog" "${args[@]}" -S -s 0x5eed >"$T/dry1" 2>&1
+"$prog" "${args[@]}" -S -s 0x5eed >"$T/dry2" 2>&1
+"$prog" "${args[@]}" -S -s 0x5eee >"$T/dry3" 2>&1
+schedule "$T/dry1" >"$T/s1"
+schedule "$T/dry2" >"$T/s2"
+schedule "$T/dry3" >"$T/s3"
+show "$T/s1"
+check "-S prints a hash per actor (6)" test "$(wc -l <"$T/s1")" -eq 6
+check "-S: same seed, same schedule" cmp -s "$T/s1" "$T/s2"
 check "-S: another seed, every actor's schedule differs" \
-	bash -c "[ -z \"\$(comm -12 <(sort '$tmp/s1') <(sort '$tmp/s3'))\" ]"
+	bash -c "[ -z \"\$(comm -12 <(sort '$T/s1') <(sort '$T/s3'))\" ]"
 
 if [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
-	result skip "quick run and injected failures" "no access to /dev/kvm"
-	exit "$failed"
+	skip "quick run and injected failures" "no access to /dev/kvm"
+	exit "$FAILED"
 fi
 
 # ---- a quick run ---------------------------------------------------------------
 
-SNP_RMP_QUICK=1 SNP_RMP_METRICS=$tmp/quick.json "$prog" -s 0x5eed -v 2 -t 2 -m 64 \
-	>"$tmp/quick.out" 2>&1
+SNP_RMP_QUICK=1 SNP_RMP_METRICS=$T/quick.json "$prog" -s 0x5eed -v 2 -t 2 -m 64 \
+	>"$T/quick.out" 2>&1
 rc=$?
-show "$tmp/quick.out"
+show "$T/quick.out"
 check "quick run exits 0 (got $rc)" test "$rc" -eq 0
-check "quick run: no 'not ok'" bash -c "! grep -q '^not ok' '$tmp/quick.out'"
-check "quick run: 9 results" test "$(grep -cE '^(not )?ok [0-9]+ ' "$tmp/quick.out")" -eq 9
-schedule "$tmp/quick.out" >"$tmp/sq"
-check "the run followed the -S schedule of its seed" cmp -s "$tmp/s1" "$tmp/sq"
+check "quick run: no 'not ok'" bash -c "! grep -q '^not ok' '$T/quick.out'"
+check "quick run: 9 results" test "$(grep -cE '^(not )?ok [0-9]+ ' "$T/quick.out")" -eq 9
+schedule "$T/quick.out" >"$T/sq"
+check "the run followed the -S schedule of its seed" cmp -s "$T/s1" "$T/sq"
 check "metrics JSON is valid (python3 -m json.tool)" \
-	python3 -m json.tool "$tmp/quick.json" /dev/null
-check "metrics JSON has the agreed schema, all invariants 0" python3 - "$tmp/quick.json" <<'EOF'
+	python3 -m json.tool "$T/quick.json" /dev/null
+check "metrics JSON has the agreed schema, all invariants 0" python3 - "$T/quick.json" <<'EOF'
 import json, sys
 d = json.load(open(sys.argv[1]))
 assert d["schema"] == "snp-rmp-metrics/1" and d["test"] == "snp_thp_split_stress"
@@ -124,14 +99,14 @@ EOF
 
 # inject NAME "not ok N subtest": the run must exit 1 and print exactly that.
 inject() {
-	local name=$1 want=$2 out=$tmp/inject.$1 rc line
+	local name=$1 want=$2 out=$T/inject.$1 rc line
 
 	SNP_RMP_STRESS_INJECT=$name SNP_RMP_METRICS=$out.json "$prog" -q -d 2 -m 64 \
 		>"$out" 2>&1
 	rc=$?
 	line=$(grep -E "^(not )?ok [0-9]+ ${want#not ok [0-9]* }( |$)" "$out")
 	if [[ $line == *"# SKIP"* ]]; then
-		result skip "injected $name fails $want" "${line#*# SKIP }"
+		skip "injected $name fails $want" "${line#*# SKIP }"
 		return
 	fi
 	if [ "$rc" -ne 1 ] || ! grep -qx "$want" "$out"; then
@@ -153,16 +128,16 @@ check "an injected mismatch reaches the metrics invariants" python3 -c '
 import json, sys
 d = json.load(open(sys.argv[1]))
 assert d["invariants"]["stamp_mismatches"] > 0, d["invariants"]
-' "$tmp/inject.host_mismatch.json"
+' "$T/inject.host_mismatch.json"
 
 # ---- what this machine cannot run is a SKIP naming the capability ---------
 
-"$prog" -q -f snp >"$tmp/snp.out" 2>&1
+"$prog" -q -f snp >"$T/snp.out" 2>&1
 rc=$?
 if [ "$rc" -eq 4 ]; then
-	check "-f snp SKIPs naming what is missing" grep -qE '^1\.\.0 # SKIP flavour snp: .+' "$tmp/snp.out"
+	check "-f snp SKIPs naming what is missing" grep -qE '^1\.\.0 # SKIP flavour snp: .+' "$T/snp.out"
 else
 	check "-f snp runs and passes where SNP is usable (got $rc)" test "$rc" -eq 0
 fi
 
-exit "$failed"
+exit "$FAILED"

@@ -14,7 +14,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-$top/build}
 runner=$top/run_tests.sh
 thp=/sys/kernel/mm/transparent_hugepage
-# shellcheck source=tests/lib.sh
+# shellcheck source=lib.sh
 . "$top/tests/lib.sh"
 
 # 1. The whole suite in quick mode.

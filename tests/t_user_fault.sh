@@ -13,7 +13,7 @@ set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-$top/build}
 prog=$BUILD/x86_64/snp_rmp_user_fault_test
-# shellcheck source=tests/lib.sh
+# shellcheck source=lib.sh
 . "$top/tests/lib.sh"
 
 if [ ! -x "$prog" ]; then
