@@ -306,7 +306,6 @@ enum rmpt_convert_err {
 /* Guest side: runs only inside an SNP guest (lib/snp_guest.c). */
 void rmpt_vmgexit(void);
 u64 rmpt_guest_msr_protocol(u64 request);
-u64 rmpt_guest_sev_status(void);
 u64 rmpt_guest_c_bit_mask(void);
 u64 rmpt_guest_psc_4k(u64 gpa, enum rmpt_psc_op op);
 int rmpt_pvalidate(u64 gva, bool size_2m, bool validate);
@@ -349,7 +348,6 @@ void rmpt_snp_ucall_init(struct kvm_vm *vm, u32 nr_vcpus);	/* host */
 u64 rmpt_snp_get_ucall(struct kvm_vcpu *vcpu, struct ucall *uc);
 const struct rmpt_snp_mailbox *rmpt_snp_mailbox(struct kvm_vcpu *vcpu);
 int rmpt_snp_vcpu_try_run(struct kvm_vcpu *vcpu);
-void rmpt_snp_vcpu_run(struct kvm_vcpu *vcpu);
 bool rmpt_snp_term_exit(struct kvm_vcpu *vcpu, u8 *set, u8 *code);
 
 #endif /* SELFTEST_KVM_SNP_GHCB_H */

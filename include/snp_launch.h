@@ -18,8 +18,8 @@
  *      guest's C-bit walks, enables KVM_CAP_EXIT_HYPERCALL with
  *      BIT(KVM_HC_MAP_GPA_RANGE), SNP_LAUNCH_START, PRIVATE attributes and
  *      SNP_LAUNCH_UPDATE over every protected range, SNP_LAUNCH_FINISH.
- *   6. Run with rmpt_snp_vcpu_run()/rmpt_snp_vcpu_try_run() and read
- *      ucalls with rmpt_snp_get_ucall(), never vcpu_run()/get_ucall().
+ *   6. Run with rmpt_vcpu_run() (or rmpt_snp_vcpu_try_run()) and read
+ *      ucalls with rmpt_get_ucall(), never vcpu_run()/get_ucall().
  */
 #ifndef SELFTEST_KVM_SNP_LAUNCH_H
 #define SELFTEST_KVM_SNP_LAUNCH_H
@@ -70,7 +70,6 @@ static inline u64 rmpt_snp_policy_word(bool smt, bool debug)
 }
 
 u64 rmpt_snp_policy(bool debug);
-bool rmpt_snp_policy_bits(u64 *bits);
 bool rmpt_snp_supported(char *why, size_t len);
 
 struct kvm_vm *rmpt_protected_vm_create(u32 type, u32 slot0_flags,

@@ -47,17 +47,6 @@ void rmpt_hist_record(struct rmpt_hist *h, u64 val);
 void rmpt_hist_merge(struct rmpt_hist *dst, const struct rmpt_hist *src);
 u64 rmpt_hist_percentile(const struct rmpt_hist *h, double pct);
 
-/* Counters shared between a worker and the thread that watches it. */
-static inline void rmpt_count(u64 *counter, u64 n)
-{
-	__atomic_add_fetch(counter, n, __ATOMIC_RELAXED);
-}
-
-static inline u64 rmpt_count_read(const u64 *counter)
-{
-	return __atomic_load_n(counter, __ATOMIC_RELAXED);
-}
-
 u64 rmpt_now_ns(void);
 double rmpt_rate(u64 events, u64 elapsed_ns);
 

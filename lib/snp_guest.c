@@ -30,11 +30,6 @@ u64 rmpt_guest_msr_protocol(u64 request)
 	return response;
 }
 
-u64 rmpt_guest_sev_status(void)
-{
-	return rdmsr(RMPT_MSR_SEV_STATUS);
-}
-
 /*
  * The C-bit is CPUID 0x8000001F EBX[5:0].  The CPUID instruction would
  * raise #VC, so ask through the MSR protocol's CPUID request.  0 means the

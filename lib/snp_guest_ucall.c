@@ -368,14 +368,6 @@ int rmpt_snp_vcpu_try_run(struct kvm_vcpu *vcpu)
 	return rc ? errno : 0;
 }
 
-void rmpt_snp_vcpu_run(struct kvm_vcpu *vcpu)
-{
-	int err = rmpt_snp_vcpu_try_run(vcpu);
-
-	TEST_ASSERT(!err, "KVM_RUN: expected success, got errno %d (%s)",
-		    err, strerror(err));
-}
-
 /* Host: true if the guest asked to terminate; fills its reason. */
 bool rmpt_snp_term_exit(struct kvm_vcpu *vcpu, u8 *set, u8 *code)
 {

@@ -37,17 +37,6 @@ u64 rmpt_snp_policy(bool debug)
 	return rmpt_snp_policy_word(rmpt_smt_active(), debug);
 }
 
-/* The policy bits KVM accepts (6.19+); false where KVM does not say. */
-bool rmpt_snp_policy_bits(u64 *bits)
-{
-	int kvm_fd = open_kvm_dev_path_or_exit();
-	int r;
-
-	r = __kvm_device_attr_get(kvm_fd, KVM_X86_GRP_SEV, KVM_X86_SNP_POLICY_BITS, bits);
-	close(kvm_fd);
-	return !r;
-}
-
 /*
  * True if an SNP VM can be created here.  Otherwise @why lists every
  * missing piece (lib/caps.c probes them).  Nothing here exits the test.
