@@ -101,6 +101,7 @@ struct rmpt_caps {
 	u64 mem_attrs;			/* KVM_CAP_MEMORY_ATTRIBUTES, system scope */
 	u64 exit_hypercall;		/* KVM_CAP_EXIT_HYPERCALL: forwardable calls */
 	bool dev_sev;			/* /dev/sev exists */
+	bool kvm_amd;			/* /sys/module/kvm_amd: loaded or built in */
 	int kvm_amd_sev_snp;		/* kvm_amd sev_snp: 1 Y, 0 N, -1 absent */
 	bool cpuid_snp;			/* CPUID 0x8000001F EAX[4] */
 	enum rmpt_thp_mode thp;

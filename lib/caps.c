@@ -111,6 +111,7 @@ void rmpt_caps_probe(struct rmpt_caps *caps)
 			caps->vm_types = BIT(KVM_X86_DEFAULT_VM);
 	}
 	caps->dev_sev = !access("/dev/sev", F_OK);
+	caps->kvm_amd = !access("/sys/module/kvm_amd", F_OK);
 	caps->kvm_amd_sev_snp = read_bool_param("/sys/module/kvm_amd/parameters/sev_snp");
 	caps->cpuid_snp = host_cpuid_snp();
 	caps->thp = rmpt_thp_mode();
@@ -165,9 +166,14 @@ static bool snp_usable(const struct rmpt_caps *caps, char *why, size_t len)
 			caps->vm_types);
 	if (!caps->dev_sev)
 		why_add(why, len, "no /dev/sev (PSP driver)");
-	if (caps->kvm_amd_sev_snp != 1)
-		why_add(why, len, "kvm_amd sev_snp parameter is %s",
-			caps->kvm_amd_sev_snp < 0 ? "absent (kvm_amd not loaded)" : "N");
+	if (caps->kvm_amd_sev_snp == 0)
+		why_add(why, len, "kvm_amd sev_snp parameter is N");
+	else if (caps->kvm_amd_sev_snp < 0 && caps->kvm_amd)
+		/* The parameter lives in svm/sev.c, built only with KVM_AMD_SEV. */
+		why_add(why, len,
+			"kvm_amd has no sev_snp parameter (built without CONFIG_KVM_AMD_SEV)");
+	else if (caps->kvm_amd_sev_snp < 0)
+		why_add(why, len, "kvm_amd is not loaded");
 	if (!caps->cpuid_snp)
 		why_add(why, len, "CPUID 0x8000001F EAX bit 4 (SEV-SNP) is clear");
 	return !why[0];
