@@ -27,10 +27,15 @@ size_t rmpt_stress_metrics(struct rmpt_stress *s, const struct rmpt_stress_total
 	METRIC("host_ops_per_s", rmpt_rate(t->host_ops, ns), "ops/s", HIGHER);
 	METRIC("guest_stamps_per_s", rmpt_rate(t->guest_stamps, ns), "stamps/s", HIGHER);
 	METRIC("conversions_per_s", rmpt_rate(t->conversions, ns), "conversions/s", HIGHER);
-	METRIC("splits", t->splits, "splits", NONE);
-	METRIC("collapses", t->collapses, "collapses", NONE);
-	METRIC("splits_per_s", rmpt_rate(t->splits, ns), "splits/s", HIGHER);
-	METRIC("collapses_per_s", rmpt_rate(t->collapses, ns), "collapses/s", HIGHER);
+	/* A counter /proc/vmstat lacks (VM_EVENT_COUNTERS=n) is left out, not a number. */
+	if (t->splits != RMPT_STAT_ABSENT) {
+		METRIC("splits", t->splits, "splits", NONE);
+		METRIC("splits_per_s", rmpt_rate(t->splits, ns), "splits/s", HIGHER);
+	}
+	if (t->collapses != RMPT_STAT_ABSENT) {
+		METRIC("collapses", t->collapses, "collapses", NONE);
+		METRIC("collapses_per_s", rmpt_rate(t->collapses, ns), "collapses/s", HIGHER);
+	}
 	METRIC("splits_observed", s->splitter.observed, "splits", NONE);
 	METRIC("collapses_observed", s->collapser.observed, "collapses", NONE);
 	METRIC("sigbus_latency_p50_ns", rmpt_hist_percentile(&t->sigbus_lat, 50), "ns", LOWER);
