@@ -95,6 +95,7 @@ enum rmpt_flavour {
 
 struct rmpt_caps {
 	int kvm_errno;			/* why /dev/kvm could not be opened, or 0 */
+	char vcpu_why[256];		/* why the framework's vCPU failed, or "" */
 	u64 vm_types;			/* KVM_CAP_VM_TYPES: bit per accepted type */
 	bool guest_memfd;		/* KVM_CAP_GUEST_MEMFD */
 	u64 gmem_flags;			/* KVM_CAP_GUEST_MEMFD_FLAGS, system scope */

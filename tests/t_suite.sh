@@ -4,7 +4,9 @@
 # The suite itself on this machine, through run_tests.sh in quick mode:
 # every program's result, the KTAP document checked by the kernel's own
 # parser, the real THP sysfs restored after a SIGINT, and a user without
-# /dev/kvm access getting SKIPs that name /dev/kvm instead of failures.
+# /dev/kvm access, or a KVM that refuses the framework's vCPU
+# (SNP_RMP_INJECT_VCPU_FAILURE), getting SKIPs that say so instead of
+# failures.
 # Results are printed as "ok N ..." / "not ok N ..."; nested output is
 # "# " prefixed.
 
@@ -95,5 +97,15 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null && id nobody >/dev/null 2
 else
 	skip "without /dev/kvm the programs SKIP" "needs root, setpriv and user nobody"
 fi
+
+# 4. A KVM that refuses the framework's vCPU: one reason, no assertion dump.
+SNP_RMP_INJECT_VCPU_FAILURE=1 "$runner" -q -b "$BUILD" -o "$T/novcpu" >"$T/novcpu.txt" 2>&1
+rc=$?
+show "$T/novcpu.txt"
+check "a KVM refusing the framework's vCPU: the run exits 4 (got $rc)" test "$rc" -eq 4
+check "...every program SKIPs naming it" test "$(grep -cE \
+	"^ok [0-9]+ snp_[a-z_]+ # SKIP .*cannot create the framework's vCPU: injected" \
+	"$T/novcpu.txt")" -eq "$(find "$BUILD/x86_64" -maxdepth 1 -type f -perm -u+x | wc -l)"
+check "...and prints no assertion dump" bash -c "! grep -q 'Test Assertion Failure' '$T/novcpu.txt'"
 
 exit "$FAILED"
