@@ -426,6 +426,29 @@ static bool vcpu_wait_turn(struct rmpt_vcpu_worker *w)
 	return true;
 }
 
+/*
+ * A triple fault of the guest.  Where the state is readable (not SNP),
+ * say where it was, so that a kernel's lost page and an emulator's lost
+ * fault can be told apart.  SVM's shutdown_interception() (svm/svm.c)
+ * INITs the vCPU, so there paging is off and the state tells nothing.
+ */
+static void note_shutdown(struct rmpt_vcpu_worker *w, struct kvm_vcpu *vcpu)
+{
+	struct kvm_sregs sregs;
+	struct kvm_regs regs;
+
+	if (__vcpu_ioctl(vcpu, KVM_GET_REGS, &regs) ||
+	    __vcpu_ioctl(vcpu, KVM_GET_SREGS, &sregs) || !(sregs.cr0 & X86_CR0_PG)) {
+		fail_note(&w->errors, w->why, sizeof(w->why),
+			  "vCPU %u: expected a ucall, got SHUTDOWN (triple fault; vCPU state not kept)",
+			  w->idx);
+		return;
+	}
+	fail_note(&w->errors, w->why, sizeof(w->why),
+		  "vCPU %u: expected a ucall, got SHUTDOWN (triple fault) at RIP 0x%llx RSP 0x%llx, CR2 0x%llx CR3 0x%llx",
+		  w->idx, regs.rip, regs.rsp, sregs.cr2, sregs.cr3);
+}
+
 /* One KVM_RUN; false once the guest is done or something went wrong. */
 static bool vcpu_step(struct rmpt_vcpu_worker *w)
 {
@@ -452,6 +475,10 @@ static bool vcpu_step(struct rmpt_vcpu_worker *w)
 			  w->idx, uc.buffer);
 		return false;
 	default:
+		if (run->exit_reason == KVM_EXIT_SHUTDOWN) {
+			note_shutdown(w, vcpu);
+			return false;
+		}
 		fail_note(&w->errors, w->why, sizeof(w->why),
 			  "vCPU %u: expected a ucall, got exit reason %u (%s), port 0x%x",
 			  w->idx, run->exit_reason, exit_reason_str(run->exit_reason),
