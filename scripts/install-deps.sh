@@ -5,12 +5,17 @@
 # the compiler and make, libnuma, what provisioning a kernel tree uses
 # (apt, dpkg-deb, xz), perl for generating its uapi headers, python3 for
 # the kernel's KTAP parser and the gate, shellcheck for our shell, rsync
-# for kselftest_install.sh in the in-tree test.  Only missing
-# packages are installed; nothing is done when all are present.
+# for kselftest_install.sh in the in-tree test.  The lab (make vmtest)
+# adds what building a kernel needs (flex, bison, bc, libelf-dev, ccache),
+# QEMU, and the dependencies of Debian's virtme-ng, which scripts/ksrc.sh
+# fetches from unstable.  Only missing packages are installed; nothing is
+# done when all are present.
 
 set -eu
 
-PACKAGES=(gcc make libc6-dev libnuma-dev xz-utils python3 perl shellcheck procps util-linux rsync)
+PACKAGES=(gcc make libc6-dev libnuma-dev xz-utils python3 perl shellcheck procps util-linux rsync
+	  flex bison bc libelf-dev ccache qemu-system-x86
+	  busybox-static file iproute2 kbd kmod util-linux-extra python3-argcomplete python3-requests)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

@@ -10,6 +10,10 @@
 #   mainline  the newest linux-source-* of Debian unstable, fetched with a
 #             private apt state whose archive URI is taken from the
 #             machine's own apt configuration
+#   virtme-ng Debian unstable's virtme-ng (Architecture all), fetched the
+#             same way and unpacked; prints the folder holding its
+#             usr/bin/vng.  Its dependencies come from the machine's own
+#             release (make deps).
 #
 # SNP_RMP_CACHE overrides the cache folder (default: <project>/.cache).
 # SNP_RMP_REFRESH=1 looks for a newer mainline package even when one is cached.
@@ -29,7 +33,7 @@ say() {
 }
 
 usage() {
-	echo "usage: $0 [lts|mainline]" >&2
+	echo "usage: $0 [lts|mainline|virtme-ng]" >&2
 	exit 2
 }
 
@@ -110,14 +114,10 @@ archive_uri() {
 		awk '$2 !~ /-/ { print $1; exit }'
 }
 
-mainline() {
-	local state=$cache/apt-unstable link=$cache/src/mainline uri keyring pkg
-	local -a opts
+# UNSTABLE: apt options for a private state that reads Debian unstable.
+unstable_apt() {
+	local state=$cache/apt-unstable uri keyring
 
-	if [ -f "$link/.snp-rmp-complete" ] && [ "${SNP_RMP_REFRESH:-0}" != 1 ]; then
-		readlink -f "$link"
-		return
-	fi
 	need_apt
 	uri=$(archive_uri)
 	[ -n "$uri" ] || die "no Debian archive URI in this machine's apt configuration; set KSRC="
@@ -128,22 +128,52 @@ mainline() {
 	else
 		echo "deb $uri unstable main" >"$state/sources.list"
 	fi
-	opts=(-o "Dir::Etc::SourceList=$state/sources.list"
-	      -o "Dir::Etc::SourceParts=$state/no-parts"
-	      -o "Dir::State::Lists=$state/lists"
-	      -o "Dir::Cache=$state/cache")
+	UNSTABLE=(-o "Dir::Etc::SourceList=$state/sources.list"
+		  -o "Dir::Etc::SourceParts=$state/no-parts"
+		  -o "Dir::State::Lists=$state/lists"
+		  -o "Dir::Cache=$state/cache")
 	say "reading Debian unstable's package list"
-	apt-get -q "${opts[@]}" update >&2 || die "apt-get update of unstable failed"
-	pkg=$(apt-cache "${opts[@]}" pkgnames linux-source- |
+	apt-get -q "${UNSTABLE[@]}" update >&2 || die "apt-get update of unstable failed"
+}
+
+mainline() {
+	local link=$cache/src/mainline pkg
+
+	if [ -f "$link/.snp-rmp-complete" ] && [ "${SNP_RMP_REFRESH:-0}" != 1 ]; then
+		readlink -f "$link"
+		return
+	fi
+	unstable_apt
+	pkg=$(apt-cache "${UNSTABLE[@]}" pkgnames linux-source- |
 		grep -E '^linux-source-[0-9]+\.[0-9]+$' | sort -V | tail -n 1)
 	[ -n "$pkg" ] || die "Debian unstable lists no linux-source-X.Y package"
-	ln -sfn "$(basename "$(unpack "$(fetch "$pkg" "${opts[@]}")")")" "$link"
+	ln -sfn "$(basename "$(unpack "$(fetch "$pkg" "${UNSTABLE[@]}")")")" "$link"
 	readlink -f "$link"
+}
+
+virtme_ng() {
+	local dir=$cache/virtme-ng deb tmp
+
+	if [ -f "$dir/.snp-rmp-complete" ]; then
+		echo "$dir"
+		return
+	fi
+	unstable_apt
+	deb=$(fetch virtme-ng "${UNSTABLE[@]}")
+	say "unpacking $(basename "$deb") into $dir"
+	tmp=$(mktemp -d "$cache/.vng.XXXXXX")
+	dpkg-deb -x "$deb" "$tmp" || { rm -rf "$tmp"; die "could not unpack $deb"; }
+	[ -f "$tmp/usr/bin/vng" ] || { rm -rf "$tmp"; die "$deb holds no usr/bin/vng"; }
+	touch "$tmp/.snp-rmp-complete"
+	rm -rf "$dir"
+	mv "$tmp" "$dir"
+	echo "$dir"
 }
 
 [ $# -le 1 ] || usage
 case "${1:-lts}" in
 lts) lts ;;
 mainline) mainline ;;
+virtme-ng) virtme_ng ;;
 *) usage ;;
 esac
