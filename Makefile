@@ -3,8 +3,9 @@
 # snp-rmp selftests, built out of tree against the kvm selftests framework
 # of a kernel source tree.  `make help` lists the targets and variables.
 
-O ?= build
 KSRC_FLAVOR ?= lts
+# One build folder per tree, so that both flavours can be built side by side.
+O ?= build$(if $(filter mainline,$(KSRC_FLAVOR)),/mainline)
 BUILD := $(abspath $(O))
 
 TEST_PROGS := $(patsubst x86_64/%.c,%,$(wildcard x86_64/*.c))
@@ -18,7 +19,7 @@ UNIT_PROGS := $(patsubst %.c,$(BUILD)/%,$(UNIT_SRCS))
 .DEFAULT_GOAL := all
 # Keep our objects between builds: pattern rules would treat them as intermediate.
 .SECONDARY:
-.PHONY: all run check unit bench clean deps help FORCE
+.PHONY: all run check unit bench clean deps help vmtest lab-kernel FORCE
 
 # Goals that need no kernel tree; every other goal provisions or checks one.
 NO_TREE_GOALS := clean deps help intree uninstall-intree
@@ -110,6 +111,15 @@ bench: all
 deps:
 	scripts/install-deps.sh
 
+# The lab: a kernel of the tree's own (or KERNEL=, a bzImage of yours),
+# booted under virtme-ng with the suite run inside.
+LAB_KERNEL = $(BUILD)/lab/kernel/obj/arch/x86/boot/bzImage
+lab-kernel:
+	lab/kernel.sh $(KSRC) $(BUILD)/lab/kernel >/dev/null
+
+vmtest: all $(if $(KERNEL),,lab-kernel)
+	lab/vmtest.sh -b $(BUILD) $(VMTEST_OPTS) $(or $(KERNEL),$(LAB_KERNEL)) $(VMTEST_ARGS)
+
 # Into a kernel tree of your own (KSRC=, required), so that the tree's
 # `make -C tools/testing/selftests TARGETS=kvm` builds the suite.
 .PHONY: intree uninstall-intree
@@ -132,10 +142,16 @@ help:
 	@echo '  intree  put the suite into KSRC'"'"'s tools/testing/selftests/kvm (6.12'
 	@echo '          or mainline layout), for make -C tools/testing/selftests TARGETS=kvm'
 	@echo '  uninstall-intree  take it out of KSRC again, leaving the tree as it was'
+	@echo '  vmtest  build a lab kernel from the tree (or take KERNEL=bzImage), boot it'
+	@echo '          under virtme-ng and run the suite inside (VMTEST_ARGS=...)'
+	@echo '  lab-kernel  only build the lab kernel, into $$(O)/lab/kernel'
 	@echo '  clean   remove $$(O)'
 	@echo 'Variables:'
 	@echo '  O=DIR             build folder (default: build)'
 	@echo '  KSRC=DIR          kernel source tree (6.12 or newer); only intree writes to it'
 	@echo '  KSRC_FLAVOR=NAME  without KSRC: lts (linux-source-6.12, default)'
 	@echo '                    or mainline (newest linux-source of Debian unstable)'
+	@echo '  KERNEL=bzImage    vmtest: boot this kernel instead of building one'
+	@echo '  VMTEST_ARGS=...   vmtest: run_tests.sh options, e.g. -q -t snp_rmp_user_fault_test'
+	@echo '  VMTEST_OPTS=...   vmtest: lab/vmtest.sh options (-T watchdog, -a cmdline)'
 	@echo '  V=1               show the commands'
