@@ -75,6 +75,7 @@ schedule "$T/quick.out" >"$T/sq"
 
 # Each actor's hash covers the operations it ran, fewer than -S hashes on a
 # slow machine: a dry run capped at that count (-i) must give the same.
+# shellcheck disable=SC2317 # called through check()
 followed_schedule() {
 	local actor ops hash
 
