@@ -166,6 +166,7 @@ enum rmpt_inject {
 	RMPT_INJECT_UNEXPECTED_SIGBUS,
 	RMPT_INJECT_MISSED_SIGBUS,
 	RMPT_INJECT_HOST_MISMATCH,
+	RMPT_INJECT_LOST_WRITE,
 	RMPT_INJECT_GUEST_MISMATCH,
 	RMPT_INJECT_KVM_RUN_ERROR,
 	RMPT_INJECT_NO_SPLIT,
@@ -208,12 +209,37 @@ struct rmpt_stress_ctl {
 	u64 inject;
 	u64 claimed;		/* vCPU slots taken so far */
 	u64 stop;
-	u64 pad[3];
+	u64 region_pages;	/* of the whole data region, control included */
+	u64 pad[2];
 	struct rmpt_guest_stats vcpu[RMPT_MAX_VCPUS];
 };
 
 kvm_static_assert(sizeof(struct rmpt_guest_stats) == 128);
 kvm_static_assert(sizeof(struct rmpt_stress_ctl) <= RMPT_CTL_TABLE_OFF);
+
+/*
+ * Discards of each page, so that a checker accepts a zero only where the
+ * page was really discarded: one u64 per page of the region, after the
+ * sequence tables, counting discards begun (upper half) and ended (lower
+ * half).  Whoever discards (splitter, a conversion) adds
+ * RMPT_DISCARD_BEGIN before and RMPT_DISCARD_END after; a writer takes
+ * the count before it stores its stamp.  Then a zero where its stamp
+ * should be is legal only if a discard began since, or one was under way
+ * when the count was taken.
+ */
+#define RMPT_DISCARD_BEGIN	BIT_ULL(32)
+#define RMPT_DISCARD_END	1ULL
+#define RMPT_CTL_PAGE_BYTES	(sizeof(u32) + 2 * sizeof(u64))	/* seq, discards, guest's count */
+
+static RMPT_GUEST_CODE __always_inline u64 *rmpt_ctl_discards(struct rmpt_stress_ctl *ctl)
+{
+	return (u64 *)((u8 *)ctl + RMPT_CTL_TABLE_OFF + ctl->region_pages * sizeof(u32));
+}
+
+static RMPT_GUEST_CODE __always_inline bool rmpt_discarded_since(u64 then, u64 now)
+{
+	return now >> 32 != then >> 32 || (u32)then != then >> 32;
+}
 
 /* ---- the host's state ---------------------------------------------------- */
 
@@ -253,6 +279,7 @@ struct rmpt_host_worker {
 	u64 rng;
 	u32 seq;
 	u32 *table;		/* last seq written, per stress page */
+	u64 *discards_then;	/* the page's discard count before that write */
 	u64 ops;
 	u64 stamps;
 	u64 probes;

@@ -9,8 +9,8 @@
 #include "snp_stamp.h"
 
 /*
- * What a check wanted: 0 only, 0 or one exact stamp, or (a want whose seq
- * is 0) 0 or any stamp of that writer for that page.
+ * What a check wanted: 0 only, one exact stamp (or 0 after a discard), or
+ * (a want whose seq is 0) 0 or any stamp of that writer for that page.
  */
 void rmpt_stamp_describe_want(char *buf, size_t len, u64 want)
 {
@@ -20,5 +20,5 @@ void rmpt_stamp_describe_want(char *buf, size_t len, u64 want)
 		snprintf(buf, len, "0 or a stamp by writer %#x for page tag %#lx",
 			 (u8)(want >> 48), (want >> 32) & 0xffff);
 	else
-		snprintf(buf, len, "0 or %#lx", want);
+		snprintf(buf, len, "%#lx (0 only after a discard of the page)", want);
 }

@@ -35,7 +35,9 @@ static void init_host_worker(struct rmpt_stress *s, struct rmpt_host_worker *w, 
 	w->rng = rmpt_rng_seed(s->p.seed, RMPT_ACTOR_ID(RMPT_ACTOR_HOST, id));
 	w->sched.hash = RMPT_HASH_INIT;
 	w->table = calloc(s->l.nr_pages, sizeof(*w->table));
-	TEST_ASSERT(w->table, "calloc of %lu sequence numbers: expected memory, got none",
+	w->discards_then = calloc(s->l.nr_pages, sizeof(*w->discards_then));
+	TEST_ASSERT(w->table && w->discards_then,
+		    "calloc of %lu sequence numbers and counts: expected memory, got none",
 		    s->l.nr_pages);
 	rmpt_access_stats_init(&w->acc);
 }
@@ -94,8 +96,10 @@ void rmpt_stress_free(struct rmpt_stress *s)
 {
 	u32 i;
 
-	for (i = 0; i < s->p.nr_threads; i++)
+	for (i = 0; i < s->p.nr_threads; i++) {
 		free(s->hosts[i].table);
+		free(s->hosts[i].discards_then);
+	}
 	free(s->hosts);
 	rmpt_vm_free(s->rv);
 }

@@ -13,10 +13,10 @@
 
 #include "snp_stress.h"
 
-/* Room for a u32 sequence number per page of the region, control included. */
+/* Room for each page's sequence number and discard counts, control included. */
 void rmpt_layout_compute(struct rmpt_layout *l, u64 mem_mib, u32 nr_vcpus)
 {
-	u64 table = mem_mib * (1024 * 1024 / RMPT_SZ_4K) * sizeof(u32);
+	u64 table = mem_mib * (1024 * 1024 / RMPT_SZ_4K) * RMPT_CTL_PAGE_BYTES;
 	u64 stress_chunks;
 
 	l->nr_chunks = mem_mib / 2;

@@ -18,6 +18,7 @@ const char *const rmpt_inject_names[RMPT_NR_INJECTS] = {
 	[RMPT_INJECT_UNEXPECTED_SIGBUS] = "unexpected_sigbus",
 	[RMPT_INJECT_MISSED_SIGBUS] = "missed_sigbus",
 	[RMPT_INJECT_HOST_MISMATCH] = "host_mismatch",
+	[RMPT_INJECT_LOST_WRITE] = "lost_write",
 	[RMPT_INJECT_GUEST_MISMATCH] = "guest_mismatch",
 	[RMPT_INJECT_KVM_RUN_ERROR] = "kvm_run_error",
 	[RMPT_INJECT_NO_SPLIT] = "no_split",
@@ -127,6 +128,7 @@ static void fill_ctl(struct rmpt_stress *s)
 	ctl->max_ops = s->p.max_ops;
 	ctl->sched_ops = RMPT_SCHED_HASH_OPS;
 	ctl->inject = s->p.inject;
+	ctl->region_pages = s->l.nr_chunks * RMPT_PAGES_PER_2M;
 }
 
 void rmpt_stress_create_vm(struct rmpt_stress *s, void *guest_code)

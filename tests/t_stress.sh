@@ -134,6 +134,7 @@ inject() {
 inject unexpected_sigbus "not ok 1 no_unexpected_sigbus"
 inject missed_sigbus "not ok 2 no_missed_sigbus"
 inject host_mismatch "not ok 3 no_stamp_mismatch"
+inject lost_write "not ok 3 no_stamp_mismatch"
 inject guest_mismatch "not ok 3 no_stamp_mismatch"
 inject kvm_run_error "not ok 4 no_kvm_run_error"
 inject no_split "not ok 5 thp_splits_seen"

@@ -32,7 +32,10 @@
  * the page, word HOST_WORD0 + t for host thread t.  Legal races, each of
  * which a checker accepts:
  *  - a discard (splitter, or the shared half of a conversion) zeroes the
- *    whole page at any time, so 0 is always a legal value;
+ *    whole page at any time, so 0 is legal in a writer's own word only if
+ *    the page's discard counts moved since its last stamp there (the
+ *    control area keeps them, include/snp_stress.h), and in another
+ *    writer's word always;
  *  - a word written by someone else holds any of that writer's stamps for
  *    this page, since its sequence moves concurrently;
  *  - collapse copies the page under the writers' feet: the kernel must not
@@ -88,6 +91,7 @@
 
 /* READ_ONCE()/WRITE_ONCE() are always_inline for the default target only. */
 #define guest_load(ptr)		__atomic_load_n(ptr, __ATOMIC_RELAXED)
+#define guest_load_acquire(ptr)	__atomic_load_n(ptr, __ATOMIC_ACQUIRE)
 #define guest_store(ptr, val)	__atomic_store_n(ptr, val, __ATOMIC_RELAXED)
 
 /* ---- host: helpers ------------------------------------------------------- */
@@ -147,6 +151,8 @@ struct guest_run {
 	struct rmpt_stress_ctl *ctl;
 	struct rmpt_guest_stats *st;
 	u32 *table;		/* last seq this vCPU wrote, per slice page */
+	u64 *discards;		/* per page of the region */
+	u64 *discards_then;	/* per slice page: the count before our last stamp */
 	u64 base;		/* first page of the slice */
 	u64 id;
 	u64 nr_threads;
@@ -198,15 +204,28 @@ static RMPT_GUEST_CODE __always_inline u64 guest_judge(const struct guest_run *g
 	return v == RMPT_WORD_ZERO;
 }
 
+/* Our stamp, or 0 if the page was discarded since we wrote it. */
 static RMPT_GUEST_CODE __always_inline u64 guest_check_own(const struct guest_run *g,
 							   u64 slice_page)
 {
 	u64 page = g->base + slice_page;
 	u32 want = g->table[slice_page];
-	u64 got = guest_load(&guest_page(page)[GUEST_WORD]);
+	u64 got = guest_load_acquire(&guest_page(page)[GUEST_WORD]);
+	enum rmpt_verdict v = rmpt_stamp_verify(got, g->writer, page, want);
 
-	return guest_judge(g, page, GUEST_WORD, got, rmpt_stamp_verify(got, g->writer, page, want),
+	if (v == RMPT_WORD_ZERO && want &&
+	    !rmpt_discarded_since(g->discards_then[slice_page], guest_load(&g->discards[page])))
+		v = RMPT_WORD_BAD;
+	return guest_judge(g, page, GUEST_WORD, got, v,
 			   want ? rmpt_stamp_make(g->writer, want, page) : 0);
+}
+
+/* Before a stamp is stored: the discards it may be lost to come after. */
+static RMPT_GUEST_CODE __always_inline void guest_note_discards(const struct guest_run *g,
+								u64 slice_page)
+{
+	guest_store(&g->discards_then[slice_page],
+		    guest_load_acquire(&g->discards[g->base + slice_page]));
 }
 
 static RMPT_GUEST_CODE __always_inline u64 guest_check_host_words(const struct guest_run *g,
@@ -241,6 +260,7 @@ static RMPT_GUEST_CODE __always_inline u64 guest_stamp(const struct guest_run *g
 
 	zero = guest_check_own(g, slice_page) + guest_check_host_words(g, page);
 	stamp = rmpt_stamp_make(g->writer, seq, page);
+	guest_note_discards(g, slice_page);
 	guest_store(&w[GUEST_WORD], stamp);
 	g->table[slice_page] = seq;
 	if (inject) {
@@ -273,6 +293,7 @@ static RMPT_GUEST_CODE void guest_fill_private(const struct guest_run *g, u64 sl
 	u64 *w = guest_page(page);
 	u64 t;
 
+	guest_note_discards(g, slice_page);
 	guest_store(&w[GUEST_WORD], rmpt_stamp_make(g->writer, GUEST_PRIVATE_SEQ, page));
 	g->table[slice_page] = GUEST_PRIVATE_SEQ;
 	for (t = 0; t < g->nr_threads; t++)
@@ -292,6 +313,16 @@ static RMPT_GUEST_CODE void guest_check_private(const struct guest_run *g, u64 s
 	}
 }
 
+/* A conversion discards the range: count it as the splitter does its own. */
+static RMPT_GUEST_CODE void guest_count_discards(const struct guest_run *g, u64 first, u64 n,
+						 u64 what)
+{
+	u64 i;
+
+	for (i = 0; i < n; i++)
+		__atomic_fetch_add(&g->discards[g->base + first + i], what, __ATOMIC_SEQ_CST);
+}
+
 /*
  * Private and back in one operation, so that the host threads, which do
  * not know which pages are private, never have to: a discard is all the
@@ -305,23 +336,27 @@ static noinline RMPT_GUEST_CODE bool guest_convert_range(struct guest_run *g, bo
 	u64 mode = guest_load(&g->ctl->conv_mode);
 	u64 first = huge ? slice_page / RMPT_PAGES_PER_2M * RMPT_PAGES_PER_2M : slice_page;
 	u64 n = huge ? RMPT_PAGES_PER_2M : 1, i;
+	bool done = false;
 
-	if (guest_convert(mode, g->base + first, n, true)) {
-		guest_store(&g->st->conv_errors, g->st->conv_errors + 1);
-		return false;
-	}
+	guest_count_discards(g, first, n, RMPT_DISCARD_BEGIN);
+	if (guest_convert(mode, g->base + first, n, true))
+		goto out;
 	for (i = 0; i < n; i++)
 		guest_fill_private(g, first + i);
 	for (i = 0; i < n; i++)
 		guest_check_private(g, first + i);
 	if (guest_convert(mode, g->base + first, n, false)) {
-		guest_store(&g->st->conv_errors, g->st->conv_errors + 1);
 		g->conv_broken = true;
-		return false;
+		goto out;
 	}
 	for (i = 0; i < n; i++)
 		g->table[first + i] = 0;
-	return true;
+	done = true;
+out:
+	guest_count_discards(g, first, n, RMPT_DISCARD_END);
+	if (!done)
+		guest_store(&g->st->conv_errors, g->st->conv_errors + 1);
+	return done;
 }
 
 static RMPT_GUEST_CODE void guest_run_init(struct guest_run *g, struct rmpt_stress_ctl *ctl, u64 id)
@@ -330,6 +365,8 @@ static RMPT_GUEST_CODE void guest_run_init(struct guest_run *g, struct rmpt_stre
 		.ctl = ctl,
 		.st = &ctl->vcpu[id],
 		.table = (u32 *)((u8 *)ctl + RMPT_CTL_TABLE_OFF) + id * ctl->vcpu_pages,
+		.discards = rmpt_ctl_discards(ctl),
+		.discards_then = rmpt_ctl_discards(ctl) + ctl->region_pages + id * ctl->vcpu_pages,
 		.base = ctl->first_page + id * ctl->vcpu_pages,
 		.id = id,
 		.nr_threads = ctl->nr_threads,
@@ -534,12 +571,19 @@ static void host_judge(struct rmpt_host_worker *w, u64 page, u64 word, u64 got, 
 		  expected, got);
 }
 
+/* Our stamp, or 0 if the page was discarded since we wrote it. */
 static void host_check_own(struct rmpt_host_worker *w, u64 page, u64 got)
 {
-	u32 want = w->table[page - w->s->l.first_page];
+	u64 idx = page - w->s->l.first_page;
+	u32 want = w->table[idx];
+	enum rmpt_verdict v = rmpt_stamp_verify(got, RMPT_WRITER_HOST(w->id), page, want);
 
-	host_judge(w, page, HOST_WORD0 + w->id, got,
-		   rmpt_stamp_verify(got, RMPT_WRITER_HOST(w->id), page, want),
+	if (v == RMPT_WORD_ZERO && want &&
+	    !rmpt_discarded_since(w->discards_then[idx],
+				  __atomic_load_n(&rmpt_ctl_discards(w->s->ctl)[page],
+						  __ATOMIC_ACQUIRE)))
+		v = RMPT_WORD_BAD;
+	host_judge(w, page, HOST_WORD0 + w->id, got, v,
 		   want ? rmpt_stamp_make(RMPT_WRITER_HOST(w->id), want, page) : 0);
 }
 
@@ -580,12 +624,19 @@ static void host_stamp(struct rmpt_host_worker *w, u64 page, u8 *base)
 	host_check_own(w, page, old);
 	w->seq = rmpt_seq_next(w->seq);
 	stamp = rmpt_stamp_make(RMPT_WRITER_HOST(w->id), w->seq, page);
+	w->discards_then[page - w->s->l.first_page] =
+		__atomic_load_n(&rmpt_ctl_discards(w->s->ctl)[page], __ATOMIC_ACQUIRE);
 	if (!rmpt_timed_write(&w->acc, word, stamp, &f)) {
 		host_unexpected(w, "write", word, &f);
 		return;
 	}
 	w->table[page - w->s->l.first_page] = w->seq;
 	bump(&w->stamps);
+	/* A zero no discard explains: what a kernel that loses a store leaves. */
+	if (host_inject(w, RMPT_INJECT_LOST_WRITE)) {
+		WRITE_ONCE(*word, 0);
+		host_check_own(w, page, READ_ONCE(*word));
+	}
 	if (host_inject(w, RMPT_INJECT_HOST_MISMATCH)) {
 		WRITE_ONCE(*word, stamp ^ BIT_ULL(8));
 		host_check_own(w, page, READ_ONCE(*word));
@@ -680,13 +731,24 @@ static int chunk_pmd_mapped(struct rmpt_thp_worker *w, u64 chunk)
 	return -1;
 }
 
+/* A discard of the page, as the checkers count them (include/snp_stress.h). */
+static void count_discard(struct rmpt_stress *s, const struct rmpt_split_op *op, u64 what)
+{
+	__atomic_fetch_add(&rmpt_ctl_discards(s->ctl)[op->chunk * RMPT_PAGES_PER_2M + op->page],
+			   what, __ATOMIC_SEQ_CST);
+}
+
 /* The remove variant: guest_memfd is order-0, there is no THP to split. */
 static void split_punch_view(struct rmpt_thp_worker *w, const struct rmpt_split_op *op)
 {
 	off_t off = (op->chunk * RMPT_PAGES_PER_2M + op->page) * RMPT_SZ_4K;
+	int ret;
 
-	if (fallocate(w->s->rv->view_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off,
-		      RMPT_SZ_4K))
+	count_discard(w->s, op, RMPT_DISCARD_BEGIN);
+	ret = fallocate(w->s->rv->view_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off,
+			RMPT_SZ_4K);
+	count_discard(w->s, op, RMPT_DISCARD_END);
+	if (ret)
 		thp_error(w, errno);
 	else
 		bump(&w->punches);
@@ -699,7 +761,9 @@ static void split_discard(struct rmpt_thp_worker *w, const struct rmpt_split_op 
 	int before, after, ret;
 
 	before = chunk_pmd_mapped(w, op->chunk);
+	count_discard(s, op, RMPT_DISCARD_BEGIN);
 	ret = rmpt_discard_shared(s->rv, gpa, RMPT_SZ_4K, MADV_DONTNEED);
+	count_discard(s, op, RMPT_DISCARD_END);
 	if (ret) {
 		thp_error(w, -ret);
 		return;
