@@ -51,6 +51,8 @@ fi
 check "the guest ran the lab kernel ($version)" \
 	grep -qE "^# vmtest: guest kernel ${version}[ ,.-]" "$T/ktap"
 check "every program reported ok" bash -c "! grep -qE '^not ok' '$T/ktap'"
+check "the guest kernel booted without a WARN or BUG" \
+	bash -c "! grep -E 'WARNING:|BUG:' '$T/vm/console.log'"
 
 # Results of snp_rmp_user_fault_test that really ran, of one flavour or all.
 ran() {
