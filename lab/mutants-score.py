@@ -24,9 +24,10 @@ def main():
     columns = {p: [m["programs"][p] == "killed" for m in mutants] for p in progs}
     columns["suite"] = [any(m["programs"][p] == "killed" for p in OURS)
                         for m in mutants]
-    columns["upstream"] = [any(m["programs"][p] == "killed"
-                               for p in progs if p not in OURS)
-                           for m in mutants]
+    if any(p not in OURS for p in progs):
+        columns["upstream"] = [any(m["programs"][p] == "killed"
+                                   for p in progs if p not in OURS)
+                               for m in mutants]
     n = len(mutants)
     skipped = len(doc["mutants"]) - n
     print(f"# score on {doc['tree']}: {n} runnable non-equivalent mutants"
