@@ -228,11 +228,12 @@ for m in "${mutants[@]}"; do
 	verdicts=()
 	any=0
 	for prog in "${PROGS[@]}"; do
-		case $outcome in
-		ok) v=$(verdict "$dir" "$prog") ;;
-		panic) v=panic ;;
-		*) v=$outcome ;;
-		esac
+		# A guest that died part way had run some programs to the end.
+		if [ "$outcome" = ok ] || [ -f "$dir/$prog.rc" ]; then
+			v=$(verdict "$dir" "$prog")
+		else
+			v=$outcome
+		fi
 		if [ "$v" = panic ] && [ "${expect%% *}" = panic ]; then
 			v=killed
 		fi
