@@ -4,7 +4,7 @@
  * launch sequence (lib/snp_launch.c), for the 6.12 framework (no SNP
  * support) and the mainline one (lib/x86/sev.c has snp_vm_*()).
  *
- * The snp flavour, in this order (FACTS.md 1.6):
+ * The snp flavour, in this order (amd-memory-encryption.rst, KVM_SEV_SNP_*):
  *   1. rmpt_snp_supported(), else SKIP with its reason.
  *   2. vm = rmpt_snp_vm_create(nr_vcpus, extra_pages, guest_code, vcpus):
  *      KVM_CREATE_VM(KVM_X86_SNP_VM), slot 0 on guest_memfd with the C-bit

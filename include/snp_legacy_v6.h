@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * The SNP launch uAPI of the 2022 host series "[PATCH Part2 v6 00/49] Add
- * AMD Secure Nested Paging (SEV-SNP)" (FACTS.md 3.4), never merged.  The
+ * AMD Secure Nested Paging (SEV-SNP)" (linux-coco, 2022), never merged.  The
  * VM is a DEFAULT one; guest RAM stays in the VMM's mapping and is
  * registered with KVM_MEMORY_ENCRYPT_REG_REGION.
  *

@@ -94,7 +94,7 @@ void rmpt_guest_terminate(u8 set, u8 code)
 
 /*
  * The order of both conversions is the one a Linux SNP guest uses
- * (FACTS.md 2.4/2.5; arch/x86/mm/mem_encrypt_amd.c:286-306 runs around the
+ * (arch/x86/mm/mem_encrypt_amd.c:286-306 runs around the
  * page-table change in __set_memory_enc_pgtable(), and
  * arch/x86/coco/sev/core.c:817-866 orders PSC and PVALIDATE):
  *

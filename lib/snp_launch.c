@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * Host side of an SEV-SNP guest: is SNP usable here, which policy, how to
- * create the VM, and the launch sequence (FACTS.md section 1).  On mainline
+ * create the VM, and the launch sequence (Documentation/virt/kvm/x86/
+ * amd-memory-encryption.rst, KVM_SEV_SNP_LAUNCH_*).  On mainline
  * the framework's snp_vm_*() helpers are wrapped; on 6.12, which has none,
  * the same steps are issued through KVM_MEMORY_ENCRYPT_OP.
  */
@@ -182,7 +183,8 @@ void rmpt_snp_launch_start(struct kvm_vm *vm, u64 policy)
 #if !RMPT_FW_HAS_SNP
 /*
  * Make [gpa, gpa + size) private and measure it.  KVM writes its progress
- * back into the struct (FACTS.md 1.4), so repeat until len is 0.
+ * back into the struct (snp_launch_update(), arch/x86/kvm/svm/sev.c), so
+ * repeat until len is 0.
  */
 static void rmpt_snp_update_range(struct kvm_vm *vm, u64 gpa, u64 size)
 {
@@ -234,7 +236,7 @@ void rmpt_snp_launch_update(struct kvm_vm *vm)
 #endif
 }
 
-/* Registers and the VMSA are measured and frozen here (FACTS.md 1.5). */
+/* Registers and the VMSA are measured and frozen here (snp_launch_finish()). */
 void rmpt_snp_launch_finish(struct kvm_vm *vm)
 {
 #if RMPT_FW_HAS_SNP
@@ -249,7 +251,7 @@ void rmpt_snp_launch_finish(struct kvm_vm *vm)
 void rmpt_snp_launch(struct kvm_vm *vm, u64 policy)
 {
 	rmpt_snp_alias_page_tables(vm);
-	/* Without it every guest PSC fails inside KVM (FACTS.md 2.4). */
+	/* Without it every guest PSC fails inside KVM (snp_begin_psc_msr(), svm/sev.c). */
 	vm_enable_cap(vm, KVM_CAP_EXIT_HYPERCALL, BIT_ULL(KVM_HC_MAP_GPA_RANGE));
 	rmpt_snp_launch_start(vm, policy);
 	rmpt_snp_launch_update(vm);

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * The host-write contract of SEV-SNP memory, case by case and flavour by
- * flavour, one KTAP result each (cases in DESIGN.md):
+ * flavour, one KTAP result each (README.md, "Cases and what they need"):
  *
  *  - a host write to a private page never lands: SIGBUS at the exact
  *    address with BUS_ADRERR (or EFAULT through a syscall), and the
