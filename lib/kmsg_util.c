@@ -15,10 +15,8 @@
 #include "test_util.h"
 #include "snp_util.h"
 
-/* Kept in step with KLOG_BAD in run_tests.sh; tests/ feeds both one log. */
 static const char *const kmsg_bad_patterns[] = {
-	"WARNING:", "BUG:", "kernel BUG", "Oops", "RMP", "Bad page", "bad page",
-	"general protection fault", "Call Trace:",
+#include "kmsg_bad.inc"
 };
 
 bool rmpt_kmsg_line_bad(const char *line)

@@ -380,10 +380,12 @@ check_exit_codes() {
 		out_has "ok 1 framework_skip # SKIP Access denied - Exiting, skipping test"
 }
 
-# A copy of the runner next to its own settings file.
+# A copy of the runner, with the kernel log patterns it reads, next to its
+# own settings file.
 runner_copy() {
-	mkdir -p "$T/copy"
+	mkdir -p "$T/copy/include"
 	cp "$REAL_RUNNER" "$T/copy/run_tests.sh"
+	cp "$HERE/../include/kmsg_bad.inc" "$T/copy/include/"
 	if [[ -n $1 ]]; then
 		echo "timeout=$1" >"$T/copy/settings"
 	else
@@ -536,6 +538,15 @@ check_klog() {
 	FAKE_KLOG_LINE="BUG: kernel NULL pointer dereference" runner -b "$T/build2" -o "$T/k5"
 	check "a BUG after the start marker fails kernel_log_clean" klog_failed
 	check_kmsg_untouched
+
+	# The runner reads its patterns from include/kmsg_bad.inc, as the C code.
+	runner_copy ""
+	echo '"frobnicator jammed",' >>"$T/copy/include/kmsg_bad.inc"
+	klog_with "[   45.000000] frobnicator jammed"
+	RUNNER=$T/copy/run_tests.sh
+	runner -b "$T/build" -t pass_ok -o "$T/k6"
+	RUNNER=$REAL_RUNNER
+	check "a pattern added to include/kmsg_bad.inc fails kernel_log_clean" klog_failed
 }
 
 # With the file hook the marker must not have gone to /dev/kmsg.
