@@ -6,60 +6,51 @@
 # kselftest_install.sh / run_kselftest.sh know its programs; and take it
 # out again, leaving the tree byte for byte as it was.
 #
-#   intree.sh install KSRC      copy the files in, edit the kvm Makefile
-#                               and config, record it all in a manifest
-#   intree.sh uninstall KSRC    undo exactly what the manifest records
-#   intree.sh patch KSRC [OUT]  write the same change as a patch for
-#                               `git apply` / `patch -p1` (to OUT or
-#                               stdout); KSRC is only read
+#   intree.sh install KSRC          copy the files in, edit the kvm
+#                                   Makefile and config, keep a manifest
+#   intree.sh uninstall [-f] KSRC   undo exactly what the manifest records
+#   intree.sh patch KSRC [OUT]      the same change as a patch for
+#                                   `git apply` / `patch -p1`; KSRC is
+#                                   only read
 #
-# Both kvm layouts are handled: 6.12 (Makefile, x86_64/, lib/x86_64/,
-# include/x86_64/, TEST_GEN_PROGS_x86_64) and mainline (Makefile.kvm,
-# x86/, lib/x86/, include/x86/, TEST_GEN_PROGS_x86).
-#
-# Where things go, and why:
-# - x86_64/*.c   -> <arch>/ and TEST_GEN_PROGS_<arch>: built, installed
-#   and listed as kvm:<name> like any kvm test.
-# - include/*.h  -> include/<arch>/, already on the tree's -I path.
-# - lib/*.c      -> lib/<arch>/rmpt_<name>.c.  The prefix keeps them apart
-#   from the framework's files of today and tomorrow.  They are not added
-#   to LIBKVM: the tree links LIBKVM into every kvm test, and numa_util
-#   would then drag -lnuma into all of them.  They are compiled with the
-#   tree's own CFLAGS and linked, with -lnuma, into our programs only.
-# - config: the options of our config fragment that the tree's lacks.
-# Every edit is one block between two marker lines, so uninstall only
-# has to cut the blocks out; the manifest's checksums prove it did.
+# Both kvm layouts are handled: 6.12 (Makefile, x86_64/) and mainline
+# (Makefile.kvm, x86/).  Programs go to <arch>/ and TEST_GEN_PROGS_<arch>,
+# include/*.h and *.inc to include/<arch>/ (already on the -I path), the
+# library to lib/<arch>/rmpt_<name>.c: the prefix keeps it apart from the
+# framework's files.  The library stays out of LIBKVM, which the tree
+# links into every kvm test, as numa_util would drag -lnuma into all of
+# them: it is built with the tree's CFLAGS and linked, with -lnuma, into
+# our programs only.  The config gains the options of our fragment that it
+# lacks.  Every edit is one block between two marker lines, so uninstall
+# only has to cut the blocks out; the manifest's checksums prove it did.
 #
 # Never run it on the trees under the project's .cache: the out-of-tree
 # build reads their framework.  Copy a tree first.
 
 set -eu
 set -o pipefail
+# Globs, and so the manifest and the Makefile lists, in byte order.
+export LC_ALL=C
+shopt -s nullglob
 
 readonly BEGIN_MARK='# snp-rmp selftests: begin (added by the snp-rmp scripts/intree.sh; its uninstall removes it)'
 readonly END_MARK='# snp-rmp selftests: end'
 readonly MANIFEST_NAME=.snp-rmp-intree
 
 project=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)
-readonly project
 
-# Set by detect_layout().
-KVM=""		# the tree's tools/testing/selftests/kvm
-MK=""		# its Makefile holding the test lists
-ARCH=""		# x86_64 (6.12) or x86 (mainline): folder and list suffix
-ARCH_COND=""	# the make condition true when building for that arch
-LAYOUT=""
-LAYOUT_VAR=""	# the make variable naming the arch folder
-ANCHOR=""	# the line our lists go before: where the tree merges its lists
-TMP=""
-
-die() {
-	printf 'intree: %s\n' "$*" >&2
-	exit 1
-}
+# Set by detect_layout: the kvm folder, its Makefile holding the test
+# lists, the arch folder (x86_64 on 6.12, x86 on mainline), the make
+# variable naming it, and the line where the tree merges its lists.
+KVM="" MK="" ARCH="" VAR="" LAYOUT="" ANCHOR="" TMP=""
 
 say() {
 	printf 'intree: %s\n' "$*" >&2
+}
+
+die() {
+	say "$@"
+	exit 1
 }
 
 usage() {
@@ -74,78 +65,28 @@ EOF
 	exit 2
 }
 
-cleanup() {
-	if [[ -n $TMP ]]; then
-		rm -rf -- "$TMP"
-	fi
-}
-
 sha() {
 	sha256sum <"$1" | cut -d ' ' -f 1
 }
 
-# ---- what we install ----------------------------------------------------
-
-prog_names() {
-	local f
-
-	for f in "$project"/x86_64/*.c; do
-		[[ -f $f ]] || continue
-		f=${f##*/}
-		printf '%s\n' "${f%.c}"
-	done | LC_ALL=C sort
-}
-
-lib_names() {
-	local f
-
-	for f in "$project"/lib/*.c; do
-		[[ -f $f ]] || continue
-		f=${f##*/}
-		printf '%s\n' "${f%.c}"
-	done | LC_ALL=C sort
-}
-
-header_names() {
-	local f
-
-	for f in "$project"/include/*.h; do
-		[[ -f $f ]] || continue
-		printf '%s\n' "${f##*/}"
-	done | LC_ALL=C sort
-}
-
-# The tree-relative name of lib file $1 (without .c).
-lib_dest() {
-	printf 'lib/%s/rmpt_%s.c' "$ARCH" "${1#rmpt_}"
-}
-
-# "SOURCE DEST" pairs, DEST relative to the kvm folder.
+# "SOURCE DEST" pairs of what we install, DEST relative to the kvm folder.
 file_pairs() {
-	local n
+	local f n
 
-	while IFS= read -r n; do
-		printf 'x86_64/%s.c %s/%s.c\n' "$n" "$ARCH" "$n"
-	done < <(prog_names)
-	while IFS= read -r n; do
-		printf 'lib/%s.c %s\n' "$n" "$(lib_dest "$n")"
-	done < <(lib_names)
-	while IFS= read -r n; do
-		printf 'include/%s include/%s/%s\n' "$n" "$ARCH" "$n"
-	done < <(header_names)
+	for f in "$project"/x86_64/*.c "$project"/lib/*.c "$project"/include/*.{h,inc}; do
+		f=${f#"$project"/}
+		n=${f#*/}
+		case $f in
+		lib/*) printf '%s lib/%s/rmpt_%s\n' "$f" "$ARCH" "${n#rmpt_}" ;;
+		x86_64/*) printf '%s %s/%s\n' "$f" "$ARCH" "$n" ;;
+		*) printf '%s include/%s/%s\n' "$f" "$ARCH" "$n" ;;
+		esac
+	done
 }
 
-# ---- the tree -----------------------------------------------------------
-
-# Refuse the provisioned trees: the out-of-tree build uses them as is.
-refuse_cache_tree() {
-	local cache
-
-	cache=$(cd -- "${SNP_RMP_CACHE:-$project/.cache}" 2>/dev/null && pwd -P) || return 0
-	case $1/ in
-	"$cache"/*)
-		die "$1 is a provisioned tree under $cache, which the out-of-tree build reads: copy it (cp -a) and use the copy" ;;
-	esac
+# Our programs as <arch>/<name>, one a line.
+prog_dests() {
+	file_pairs | sed -n 's/^x86_64\/[^ ]* \(.*\)\.c$/\1/p'
 }
 
 detect_layout() {
@@ -156,52 +97,38 @@ detect_layout() {
 	ksrc=$(cd -- "$ksrc" && pwd -P)
 	KVM=$ksrc/tools/testing/selftests/kvm
 	[[ -f $KVM/lib/kvm_util.c ]] || die "$ksrc has no tools/testing/selftests/kvm framework"
-	# shellcheck disable=SC2016 # ARCH_COND is make syntax, not shell
 	if [[ -f $KVM/Makefile.kvm ]] && grep -q '^LIBKVM_x86 +=' "$KVM/Makefile.kvm"; then
-		MK=Makefile.kvm ARCH=x86 ARCH_COND='ifeq ($(ARCH),x86)' LAYOUT=mainline
-		LAYOUT_VAR=ARCH
+		MK=Makefile.kvm ARCH=x86 VAR=ARCH LAYOUT=mainline
 	elif grep -q '^LIBKVM_x86_64 +=' "$KVM/Makefile" 2>/dev/null; then
-		MK=Makefile ARCH=x86_64 ARCH_COND='ifeq ($(ARCH_DIR),x86_64)' LAYOUT=6.12
-		LAYOUT_VAR=ARCH_DIR
+		MK=Makefile ARCH=x86_64 VAR=ARCH_DIR LAYOUT=6.12
 	else
 		die "$KVM: neither the 6.12 (LIBKVM_x86_64 in Makefile) nor the mainline (LIBKVM_x86 in Makefile.kvm) layout"
 	fi
-	for d in "$ARCH" "lib/$ARCH" "include/$ARCH"; do
-		[[ -d $KVM/$d ]] || die "$KVM has no $d/ folder ($LAYOUT layout)"
+	for d in "$ARCH" "lib/$ARCH" "include/$ARCH" config; do
+		[[ -e $KVM/$d ]] || die "$KVM has no $d ($LAYOUT layout)"
 	done
-	[[ -f $KVM/config ]] || die "$KVM has no config file"
-	ANCHOR="TEST_PROGS += \$(TEST_PROGS_\$(${LAYOUT_VAR}))"
+	ANCHOR="TEST_PROGS += \$(TEST_PROGS_\$($VAR))"
 	if [[ $(grep -cxF -- "$ANCHOR" "$KVM/$MK") != 1 ]]; then
 		die "$KVM/$MK: expected exactly one line '$ANCHOR'"
 	fi
 }
 
-# ---- the edits ----------------------------------------------------------
-
-# The lists, read where the tree merges its per-arch lists: before lib.mk
-# turns TEST_GEN_PROGS into paths.
-lists_block() {
-	local n
-
-	printf '%s\n' "$BEGIN_MARK"
-	while IFS= read -r n; do
-		printf 'TEST_GEN_PROGS_%s += %s/%s\n' "$ARCH" "$ARCH" "$n"
-	done < <(prog_names)
-	while IFS= read -r n; do
-		printf 'SNP_RMP_LIB += %s\n' "$(lib_dest "$n")"
-	done < <(lib_names)
-	printf '%s\n' "$END_MARK"
-}
-
-# The rules, read last, when OUTPUT and LIBKVM_OBJS are known.  The
+# edited_makefile IN OUT: our lists go before the anchor, where the tree
+# merges its per-arch lists and before lib.mk turns TEST_GEN_PROGS into
+# paths; our rules go last, when OUTPUT and LIBKVM_OBJS are known.  The
 # target-specific values reach our programs' link only.
-rules_block() {
-	local progs
+edited_makefile() {
+	local progs lists
 
-	progs=$(prog_names | sed "s|^|$ARCH/|" | tr '\n' ' ')
-	cat <<EOF
+	progs=$(prog_dests | tr '\n' ' ')
+	lists=$(printf '%s\n' "$BEGIN_MARK"
+		prog_dests | sed "s/^/TEST_GEN_PROGS_$ARCH += /"
+		file_pairs | sed -n 's/^lib\/[^ ]* /SNP_RMP_LIB += /p'
+		printf '%s' "$END_MARK")
+	lists=$lists awk -v anchor="$ANCHOR" '$0 == anchor { print ENVIRON["lists"] } { print }' "$1" >"$2"
+	cat >>"$2" <<EOF
 $BEGIN_MARK
-$ARCH_COND
+ifeq (\$($VAR),$ARCH)
 SNP_RMP_PROGS := \$(addprefix \$(OUTPUT)/,${progs% })
 SNP_RMP_OBJS := \$(patsubst %.c,\$(OUTPUT)/%.o,\$(SNP_RMP_LIB))
 \$(SNP_RMP_PROGS): \$(SNP_RMP_OBJS)
@@ -216,35 +143,13 @@ $END_MARK
 EOF
 }
 
-# edited_makefile IN OUT: the lists before the anchor, the rules at the end.
-edited_makefile() {
-	local lists=$TMP/lists
-
-	lists_block >"$lists"
-	awk -v anchor="$ANCHOR" -v lists="$lists" '
-		$0 == anchor { while ((getline l < lists) > 0) print l }
-		{ print }' "$1" >"$2"
-	rules_block >>"$2"
-}
-
-# The CONFIG_ lines of our fragment whose option the tree's config lacks.
-missing_config() {
-	local line name
-
-	while IFS= read -r line || [[ -n $line ]]; do
-		[[ $line =~ ^(CONFIG_[A-Za-z0-9_]+)= ]] || continue
-		name=${BASH_REMATCH[1]}
-		if ! grep -qE "^($name=|# $name is not set)" "$1"; then
-			printf '%s\n' "$line"
-		fi
-	done <"$project/config"
-}
-
-# edited_config IN OUT: nothing to add leaves it untouched (OUT = IN).
+# edited_config IN OUT: IN plus the CONFIG_ lines of our fragment whose
+# option IN lacks (set or "is not set"); OUT = IN when there are none.
 edited_config() {
 	local add
 
-	add=$(missing_config "$1")
+	add=$(awk -F= 'FILENAME == ARGV[1] { sub(/^# /, ""); sub(/ is not set.*/, "="); have[$1] = 1; next }
+		/^CONFIG_[A-Za-z0-9_]+=/ && !have[$1]' "$1" "$project/config")
 	cp -- "$1" "$2"
 	if [[ -n $add ]]; then
 		# A file without a final newline would glue our marker to its last line.
@@ -262,8 +167,6 @@ strip_blocks() {
 		skip && $0 == e { skip = 0; next }
 		!skip' "$1" >"$2"
 }
-
-# ---- install ------------------------------------------------------------
 
 check_free() {
 	local src dest clash=0
@@ -283,30 +186,9 @@ check_free() {
 	((clash == 0)) || die "refusing to overwrite files of the tree"
 }
 
-# stage DIR: the edited Makefile and config into DIR.
-stage_edits() {
-	edited_makefile "$KVM/$MK" "$1/$MK"
-	edited_config "$KVM/config" "$1/config"
-}
-
-# Write over the file in place: its mode, owner and links stay.
-replace_content() {
-	cat -- "$2" >"$1"
-}
-
-# stage_files STAGE: a snapshot of our files, so that what the manifest
-# hashes is what gets installed even while the project is being edited.
-stage_files() {
-	local src dest
-
-	while read -r src dest; do
-		mkdir -p "$1/files/$(dirname -- "$dest")"
-		cp -- "$project/$src" "$1/files/$dest"
-	done < <(file_pairs)
-}
-
-# apply_install STAGE: copy our files in, then the staged edits over the
-# tree's.  Checked step by step: set -e does not act inside an "if !".
+# apply_install STAGE: copy our files in, then write the staged edits over
+# the tree's files in place (their mode, owner and links stay).  Checked
+# step by step: set -e does not act inside an "if !".
 apply_install() {
 	local src dest f
 
@@ -314,19 +196,22 @@ apply_install() {
 		install -m 0644 -- "$1/files/$dest" "$KVM/$dest" || return 1
 	done < <(file_pairs)
 	while read -r f _; do
-		replace_content "$KVM/$f" "$1/$f" || return 1
+		cat -- "$1/$f" >"$KVM/$f" || return 1
 	done < <(sed -n 's/^edit //p' "$KVM/$MANIFEST_NAME")
 }
 
 install_tree() {
-	local src dest f stage=$TMP/stage
+	local src dest f progs cache tree=${KVM%/tools/testing/selftests/kvm} stage=$TMP/stage
 
-	detect_layout "$1"
-	refuse_cache_tree "${KVM%/tools/testing/selftests/kvm}"
+	# The provisioned trees are refused: the out-of-tree build uses them as is.
+	if cache=$(cd -- "${SNP_RMP_CACHE:-$project/.cache}" 2>/dev/null && pwd -P) &&
+	   [[ $tree/ == "$cache"/* ]]; then
+		die "$tree is a provisioned tree under $cache, which the out-of-tree build reads: copy it (cp -a) and use the copy"
+	fi
 	check_free
 	mkdir -p "$stage"
-	stage_edits "$stage"
-	stage_files "$stage"
+	edited_makefile "$KVM/$MK" "$stage/$MK"
+	edited_config "$KVM/config" "$stage/config"
 	{
 		printf '# snp-rmp in-tree install; scripts/intree.sh uninstall reads this\n'
 		printf 'layout %s\n' "$LAYOUT"
@@ -335,146 +220,111 @@ install_tree() {
 				printf 'edit %s %s %s\n' "$f" "$(sha "$KVM/$f")" "$(sha "$stage/$f")"
 			fi
 		done
+		# A snapshot of our files: what is hashed is what gets installed,
+		# even while the project is being edited.
 		while read -r src dest; do
+			install -D -m 0644 -- "$project/$src" "$stage/files/$dest"
 			printf 'file %s %s\n' "$dest" "$(sha "$stage/files/$dest")"
 		done < <(file_pairs)
-	} >"$KVM/$MANIFEST_NAME"
-	# The manifest comes first, so a failure half way can be undone.
+	} >"$stage/manifest"
+	# The manifest goes in first, so a failure half way can be undone.
+	cp -- "$stage/manifest" "$KVM/$MANIFEST_NAME"
 	if ! apply_install "$stage"; then
 		say "install failed half way: undoing it"
-		uninstall_tree 1 "$1"
+		uninstall_tree 1
 		exit 1
 	fi
-	say "installed into $KVM ($LAYOUT layout): $(prog_names | tr '\n' ' ')"
+	progs=$(prog_dests | tr '\n' ' ')
+	say "installed into $KVM ($LAYOUT layout): ${progs//"$ARCH"\/}"
 	say "build: make headers in the tree, then make -C ${KVM%/kvm} TARGETS=kvm"
 }
 
-# ---- uninstall ----------------------------------------------------------
-
-# The build products of our sources, when the tree was built in place.
-products_of() {
-	local base=${1%.c}
-
-	case $1 in
-	*.c)
-		printf '%s\n' "$base.o" "$base.d"
-		if [[ $1 == "$ARCH"/* ]]; then
-			printf '%s\n' "$base"
-		fi ;;
-	esac
-}
-
-# Say what changed since install; false if one of our files did, as
-# removing it would lose that work.  An edited Makefile or config is fine:
-# only our blocks are cut out of it.
-check_manifest() {
-	local kind path a b changed=0 stripped=$TMP/stripped
-
-	while read -r kind path a b; do
-		case $kind in
-		file)
-			if [[ ! -e $KVM/$path ]]; then
-				say "already gone: $path"
-			elif [[ $(sha "$KVM/$path") != "$a" ]]; then
-				say "changed since install: $path"
-				changed=1
-			fi ;;
-		edit)
-			strip_blocks "$KVM/$path" "$stripped"
-			if [[ $(sha "$KVM/$path") != "$b" && $(sha "$stripped") != "$a" ]]; then
-				say "edited since install: $path (our blocks will be cut out, the rest kept)"
-			fi ;;
-		esac
-	done < <(grep -E '^(file|edit) ' "$KVM/$MANIFEST_NAME")
-	return "$changed"
-}
-
-# uninstall_tree FORCE KSRC: cut our blocks out, remove our files and what
-# an in-place build made of them, then the manifest.
+# uninstall_tree FORCE: cut our blocks out, remove our files and what an
+# in-place build made of them, then the manifest.  One of our files changed
+# since install stops it unless FORCE, as removing it would lose that work;
+# an edited Makefile or config is fine: only our blocks are cut out of it.
 uninstall_tree() {
-	local force=$1 kind path a b p stripped=$TMP/stripped
+	local force=$1 kind path a base changed=0 stripped=$TMP/stripped
 
-	if [[ -z $KVM ]]; then
-		detect_layout "$2"
-	fi
 	[[ -f $KVM/$MANIFEST_NAME ]] || die "nothing to uninstall: no $KVM/$MANIFEST_NAME"
-	if ! check_manifest && ((!force)); then
+	grep -E '^(file|edit) ' "$KVM/$MANIFEST_NAME" >"$TMP/entries"
+	while read -r kind path a _; do
+		if [[ $kind != file ]]; then
+			continue
+		elif [[ ! -e $KVM/$path ]]; then
+			say "already gone: $path"
+		elif [[ $(sha "$KVM/$path") != "$a" ]]; then
+			say "changed since install: $path"
+			changed=1
+		fi
+	done <"$TMP/entries"
+	if ((changed && !force)); then
 		die "not uninstalled: keep your changes elsewhere, or use -f to drop them"
 	fi
-	while read -r kind path a b; do
-		case $kind in
-		edit)
+	while read -r kind path a _; do
+		base=$KVM/${path%.c}
+		case $kind:$path in
+		edit:*)
 			strip_blocks "$KVM/$path" "$stripped"
-			replace_content "$KVM/$path" "$stripped"
+			cat -- "$stripped" >"$KVM/$path"
 			if [[ $(sha "$KVM/$path") != "$a" ]]; then
 				say "$path differs from before the install (edited since?)"
 			fi ;;
-		file)
-			rm -f -- "$KVM/$path"
-			while IFS= read -r p; do
-				rm -f -- "${KVM:?}/$p"
-			done < <(products_of "$path") ;;
+		file:"$ARCH"/*.c)
+			rm -f -- "$KVM/$path" "$base.o" "$base.d" "$base" ;;
+		file:*.c)
+			rm -f -- "$KVM/$path" "$base.o" "$base.d" ;;
+		file:*)
+			rm -f -- "$KVM/$path" ;;
 		esac
-	done < <(grep -E '^(file|edit) ' "$KVM/$MANIFEST_NAME")
-	rm -f -- "${KVM:?}/$MANIFEST_NAME"
+	done <"$TMP/entries"
+	rm -f -- "$KVM/$MANIFEST_NAME"
 	say "uninstalled from $KVM"
 }
 
-# ---- patch --------------------------------------------------------------
-
-# The same edits on a scratch copy of the files they touch, diffed.
+# write_patch [OUT]: the same edits on a scratch copy of the files they
+# touch, diffed.
 write_patch() {
-	local out=${2:-} rel=tools/testing/selftests/kvm real_kvm rc=0 src dest
+	local rel=tools/testing/selftests/kvm rc=0 src dest
 
-	detect_layout "$1"
-	real_kvm=$KVM
 	mkdir -p "$TMP/a/$rel" "$TMP/b/$rel"
-	cp -- "$real_kvm/$MK" "$real_kvm/config" "$TMP/a/$rel/"
-	cp -- "$real_kvm/$MK" "$real_kvm/config" "$TMP/b/$rel/"
-	KVM=$TMP/b/$rel
-	mkdir -p "$TMP/stage-b"
-	stage_edits "$TMP/stage-b"
-	cp -- "$TMP/stage-b/$MK" "$TMP/stage-b/config" "$KVM/"
+	cp -- "$KVM/$MK" "$KVM/config" "$TMP/a/$rel/"
+	edited_makefile "$KVM/$MK" "$TMP/b/$rel/$MK"
+	edited_config "$KVM/config" "$TMP/b/$rel/config"
 	while read -r src dest; do
-		[[ ! -e $real_kvm/$dest ]] || die "$real_kvm/$dest already exists"
-		mkdir -p "$(dirname -- "$KVM/$dest")"
-		install -m 0644 -- "$project/$src" "$KVM/$dest"
+		[[ ! -e $KVM/$dest ]] || die "$KVM/$dest already exists"
+		install -D -m 0644 -- "$project/$src" "$TMP/b/$rel/$dest"
 	done < <(file_pairs)
-	(cd -- "$TMP" && LC_ALL=C diff -Naur a b) >"$TMP/patch" || rc=$?
+	(cd -- "$TMP" && diff -Naur a b) >"$TMP/patch" || rc=$?
 	((rc == 1)) || die "diff failed ($rc)"
-	if [[ -n $out ]]; then
-		cp -- "$TMP/patch" "$out"
-		say "wrote $out ($LAYOUT layout): apply with 'git apply' or 'patch -p1' in the tree, revert with -R"
-	else
+	if [[ -z $1 ]]; then
 		cat -- "$TMP/patch"
+	else
+		cp -- "$TMP/patch" "$1"
+		say "wrote $1 ($LAYOUT layout): apply with 'git apply' or 'patch -p1' in the tree, revert with -R"
 	fi
 }
 
 main() {
-	local force=0 cmd=${1:-}
+	local cmd=${1:-} force=0
 
 	(($#)) || usage
 	shift
+	if [[ $cmd == uninstall && ${1:-} == -f ]]; then
+		force=1
+		shift
+	fi
+	case $cmd:$# in
+	install:1 | uninstall:1 | patch:1 | patch:2) ;;
+	*) usage ;;
+	esac
 	TMP=$(mktemp -d "${TMPDIR:-/tmp}/snp-rmp-intree.XXXXXX")
-	trap cleanup EXIT
+	trap 'rm -rf -- "$TMP"' EXIT
+	detect_layout "$1"
 	case $cmd in
-	install)
-		(($# == 1)) || usage
-		install_tree "$1" ;;
-	uninstall)
-		if [[ ${1:-} == -f ]]; then
-			force=1
-			shift
-		fi
-		(($# == 1)) || usage
-		uninstall_tree "$force" "$1" ;;
-	patch)
-		(($# == 1 || $# == 2)) || usage
-		write_patch "$@" ;;
-	-h|--help|help)
-		usage ;;
-	*)
-		usage ;;
+	install) install_tree ;;
+	uninstall) uninstall_tree "$force" ;;
+	patch) write_patch "${2:-}" ;;
 	esac
 }
 

@@ -23,13 +23,13 @@ set -o pipefail
 
 LTS_PACKAGE=linux-source-6.12
 
-die() {
-	echo "ksrc: $*" >&2
-	exit 1
-}
-
 say() {
 	echo "ksrc: $*" >&2
+}
+
+die() {
+	say "$@"
+	exit 1
 }
 
 usage() {
@@ -61,8 +61,7 @@ unpack() {
 	mkdir -p "$cache/src"
 	tmp=$(mktemp -d "$cache/src/.unpack.XXXXXX")
 	# The package holds /usr/src/<name>.tar.xz; the tarball holds <name>/.
-	dpkg-deb --fsys-tarfile "$deb" |
-		tar -xO "./usr/src/$name.tar.xz" |
+	dpkg-deb --fsys-tarfile "$deb" | tar -xO "./usr/src/$name.tar.xz" |
 		xz -dc -T0 | tar -x -C "$tmp" ||
 		{ rm -rf "$tmp"; die "could not unpack $deb"; }
 	[ -d "$tmp/$name/tools/testing/selftests/kvm" ] ||
@@ -87,12 +86,11 @@ fetch() {
 			die "apt-get download $pkg failed (run 'apt-get update' first, or set KSRC=)"
 		deb=$(find "$cache/debs" -maxdepth 1 -name "${pkg}_*.deb" | sort -V | tail -n 1)
 	fi
-	[ -n "$deb" ] || die "no $pkg package was downloaded"
 	echo "$deb"
 }
 
 lts() {
-	local src=$cache/src/$LTS_PACKAGE
+	local src=$cache/src/$LTS_PACKAGE deb
 
 	if [ -f "$src/.snp-rmp-complete" ]; then
 		echo "$src"
@@ -103,31 +101,26 @@ lts() {
 		say "$LTS_PACKAGE is not in the apt lists; running apt-get update"
 		apt-get -q update >&2 || die "apt-get update failed"
 	fi
-	unpack "$(fetch "$LTS_PACKAGE")"
+	# Assigned first: a failure inside "$(...)" as an argument would not stop us.
+	deb=$(fetch "$LTS_PACKAGE")
+	unpack "$deb"
 }
 
-# The main archive's URI as this machine's apt configuration names it: the
+# UNSTABLE: apt options for a private state that reads Debian unstable from
+# the main archive as this machine's apt configuration names it: the
 # repository of a release without a suffix such as -security or -updates.
-archive_uri() {
-	# shellcheck disable=SC2016 # apt's format fields, not shell expansions
-	apt-get indextargets --format '$(REPO_URI) $(RELEASE)' 2>/dev/null |
-		awk '$2 !~ /-/ { print $1; exit }'
-}
-
-# UNSTABLE: apt options for a private state that reads Debian unstable.
 unstable_apt() {
-	local state=$cache/apt-unstable uri keyring
+	local state=$cache/apt-unstable uri signed=""
+	local keyring=/usr/share/keyrings/debian-archive-keyring.gpg
 
 	need_apt
-	uri=$(archive_uri)
+	# shellcheck disable=SC2016 # apt's format fields, not shell expansions
+	uri=$(apt-get indextargets --format '$(REPO_URI) $(RELEASE)' 2>/dev/null |
+		awk '$2 !~ /-/ { print $1; exit }')
 	[ -n "$uri" ] || die "no Debian archive URI in this machine's apt configuration; set KSRC="
-	keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+	[ ! -f "$keyring" ] || signed="[signed-by=$keyring] "
 	mkdir -p "$state/lists/partial" "$state/cache/archives/partial"
-	if [ -f "$keyring" ]; then
-		echo "deb [signed-by=$keyring] $uri unstable main" >"$state/sources.list"
-	else
-		echo "deb $uri unstable main" >"$state/sources.list"
-	fi
+	echo "deb $signed$uri unstable main" >"$state/sources.list"
 	UNSTABLE=(-o "Dir::Etc::SourceList=$state/sources.list"
 		  -o "Dir::Etc::SourceParts=$state/no-parts"
 		  -o "Dir::State::Lists=$state/lists"
@@ -137,7 +130,7 @@ unstable_apt() {
 }
 
 mainline() {
-	local link=$cache/src/mainline pkg
+	local link=$cache/src/mainline pkg deb src
 
 	if [ -f "$link/.snp-rmp-complete" ] && [ "${SNP_RMP_REFRESH:-0}" != 1 ]; then
 		readlink -f "$link"
@@ -147,7 +140,9 @@ mainline() {
 	pkg=$(apt-cache "${UNSTABLE[@]}" pkgnames linux-source- |
 		grep -E '^linux-source-[0-9]+\.[0-9]+$' | sort -V | tail -n 1)
 	[ -n "$pkg" ] || die "Debian unstable lists no linux-source-X.Y package"
-	ln -sfn "$(basename "$(unpack "$(fetch "$pkg" "${UNSTABLE[@]}")")")" "$link"
+	deb=$(fetch "$pkg" "${UNSTABLE[@]}")
+	src=$(unpack "$deb")
+	ln -sfn "${src##*/}" "$link"
 	readlink -f "$link"
 }
 
