@@ -81,34 +81,41 @@ for f in failslab fail_page_alloc; do
 done
 echo N >\$dbg/fail_page_alloc/ignore-gfp-highmem
 export SNP_RMP_QUICK=1
-cd "\$(mktemp -d)"
 # run NAME BIN: allocations fail for BIN's tasks only, from its exec on.
-# It runs from tmpfs, with its libraries, through their loader: a 9p read
-# that fails leaves the file unreadable for everyone after (seen on 7.2),
-# so a failing task must read nothing of the host's root.
+# It runs chrooted in a tmpfs of its own, with its libraries, through
+# their loader, and writes its output there: a failing task that so much
+# as holds the 9p root can leave the host's files unusable for everyone
+# after (seen on 7.2: every exec from 9p gives EINVAL).
+root=/dev/shm/fi
+mkdir -p \$root && mount -t tmpfs fi \$root
 run() {
-	local name=\$1 bin=\$2 dir=/dev/shm/fi pid dog t lib
+	local name=\$1 bin=\$2 pid dog t lib
 
-	rm -rf \$dir && mkdir -p \$dir
-	cp "\$bin" \$dir/prog
+	mkdir -p \$root/dev \$root/proc \$root/sys
+	cp "\$bin" \$root/prog
 	for lib in \$(ldd "\$bin" | grep -o '/[^ ]*'); do
-		cp "\$lib" \$dir/
+		cp "\$lib" \$root/
 	done
+	mount --bind /dev \$root/dev
+	mount -t proc proc \$root/proc
+	mount -t sysfs sysfs \$root/sys
 	snapshot >"\$out/thp.before"
 	[ -s "\$out/thp.before" ] || echo "no THP snapshot" >"\$out/\$name.thp"
-	\$dir/ld-linux-x86-64.so.2 --library-path \$dir \$dir/prog >"\$out/\$name.out" 2>&1 </dev/null &
+	chroot \$root /ld-linux-x86-64.so.2 --library-path / /prog >\$root/out 2>&1 </dev/null &
 	pid=\$!
-	while [ "\$(readlink /proc/\$pid/exe)" != \$dir/ld-linux-x86-64.so.2 ] && kill -0 \$pid; do
+	while [ "\$(readlink /proc/\$pid/exe)" != \$root/ld-linux-x86-64.so.2 ] && kill -0 \$pid; do
 		sleep 0.01
 	done
 	for t in /proc/\$pid/task/*; do
 		echo 1 >\$t/make-it-fail
-	done
+	done 2>/dev/null || touch "\$out/\$name.early"
 	( sleep $PROG_TIMEOUT; touch "\$out/\$name.hang"; kill -KILL \$pid ) 2>/dev/null &
 	dog=\$!
 	wait \$pid
 	echo \$? >"\$out/\$name.rc"
 	kill \$dog 2>/dev/null
+	umount \$root/dev \$root/proc \$root/sys
+	cp \$root/out "\$out/\$name.out"
 	snapshot >"\$out/thp.after"
 	cmp -s "\$out/thp.before" "\$out/thp.after" || echo changed >"\$out/\$name.thp"
 }
@@ -121,6 +128,7 @@ for pct in ${percents[*]}; do
 		done
 	done
 done
+umount \$root
 EOF
 
 "$project/lab/vmtest.sh" -b "$build" -o "$results" -T 3600 \
@@ -135,7 +143,7 @@ ended() {
 	local rc why
 
 	rc=$(cat "$results/$1.rc")
-	why=$(grep -m 1 -E '^(not ok|1\.\.0 # SKIP|  [a-zA-Z_/.]+\.c:[0-9]+:)' "$results/$1.out") || why=""
+	why=$(grep -m 1 -E '^(not ok|1\.\.0 # SKIP|  [a-zA-Z0-9_/.]+\.c:[0-9]+:)' "$results/$1.out") || why=""
 	if [ -f "$results/$1.hang" ]; then
 		echo "hang (killed after $PROG_TIMEOUT s)"
 		return
@@ -156,6 +164,10 @@ for rcfile in "$results"/*.rc; do
 	outcome=$(ended "$name")
 	if [ -f "$results/$name.thp" ]; then
 		outcome="thp-changed; $outcome"
+	fi
+	# It ended before its allocations could be made to fail.
+	if [ -f "$results/$name.early" ]; then
+		outcome="$outcome (not injected)"
 	fi
 	printf '%-36s %s\n' "$name" "$outcome"
 done >"$results/runs.txt"
