@@ -27,12 +27,12 @@
 #include <unistd.h>
 #include <sys/mman.h>
 #include <linux/compiler.h>
+#include <linux/sizes.h>
 
 #include "test_util.h"
 #include "snp_fault.h"
 #include "snp_metrics.h"
 
-#define PAGE			4096UL
 #define DEFAULT_MIB		128
 #define DEFAULT_SECONDS		1
 #define DEFAULT_ROUNDS		5
@@ -54,8 +54,7 @@ struct bench_thread {
 	bool harness;
 	pthread_t thread;
 	u64 faults;
-	u64 unexpected;		/* harness: stores that raised SIGBUS */
-	struct rmpt_access_stats acc;
+	struct rmpt_access_stats acc;	/* harness: SIGBUS on a store is unexpected */
 };
 
 static pthread_barrier_t start_line;
@@ -66,7 +65,7 @@ static void touch_region_bare(u8 *c, u64 size, u64 *faults)
 {
 	u64 off;
 
-	for (off = 0; off < size; off += PAGE) {
+	for (off = 0; off < size; off += SZ_4K) {
 		WRITE_ONCE(*(u64 *)(c + off), off);
 		(*faults)++;
 	}
@@ -77,9 +76,8 @@ static void touch_region_harness(struct bench_thread *t, u8 *c, u64 size)
 	struct rmpt_fault f;
 	u64 off;
 
-	for (off = 0; off < size; off += PAGE) {
-		if (!rmpt_timed_write(&t->acc, c + off, off, &f))
-			t->unexpected++;
+	for (off = 0; off < size; off += SZ_4K) {
+		rmpt_timed_write(&t->acc, c + off, off, &f);
 		t->faults++;
 	}
 }
@@ -127,7 +125,7 @@ static double run_variant(const struct bench_params *p, bool harness, u64 *unexp
 	for (i = 0; i < p->threads; i++) {
 		pthread_join(t[i].thread, NULL);
 		total += t[i].faults;
-		*unexpected += t[i].unexpected;
+		*unexpected += t[i].acc.sigbus.count;
 	}
 	pthread_barrier_destroy(&start_line);
 	return rmpt_rate(total, rmpt_now_ns() - start);
@@ -222,13 +220,13 @@ static void bench_signals(const struct bench_params *p)
 	u8 *none, *past_eof;
 	int fd;
 
-	none = mmap(NULL, PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	none = mmap(NULL, SZ_4K, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	fd = memfd_create("page_fault_bench", MFD_CLOEXEC);
-	TEST_ASSERT(none != MAP_FAILED && fd >= 0 && !ftruncate(fd, PAGE),
+	TEST_ASSERT(none != MAP_FAILED && fd >= 0 && !ftruncate(fd, SZ_4K),
 		    "setup: expected a PROT_NONE page and a one-page memfd");
-	past_eof = mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	past_eof = mmap(NULL, 2 * SZ_4K, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	TEST_ASSERT(past_eof != MAP_FAILED, "mmap memfd: got errno %d", errno);
-	past_eof += PAGE;
+	past_eof += SZ_4K;
 	rmpt_hist_init(&delivery);
 
 	/* The bare ones first: the harness's handler, once in, stays. */
@@ -240,8 +238,8 @@ static void bench_signals(const struct bench_params *p)
 	       harness_round_trip(past_eof, p->trips, &delivery));
 	printf("# harness SIGBUS delivery (access to handler): p50 %lu ns, p99 %lu ns\n",
 	       rmpt_hist_percentile(&delivery, 50), rmpt_hist_percentile(&delivery, 99));
-	munmap(past_eof - PAGE, 2 * PAGE);
-	munmap(none, PAGE);
+	munmap(past_eof - SZ_4K, 2 * SZ_4K);
+	munmap(none, SZ_4K);
 	close(fd);
 }
 
@@ -260,19 +258,12 @@ static void usage(FILE *f)
 		DEFAULT_TRIPS);
 }
 
-static u64 parse_num(char opt, const char *arg, u64 min, u64 max)
+/* A number in 1..max; atoi_positive() asserts that arg is a positive one. */
+static u32 parse_num(const char *name, const char *arg, u32 max)
 {
-	char *end;
-	u64 val;
+	u32 val = atoi_positive(name, arg);
 
-	errno = 0;
-	val = strtoull(arg, &end, 0);
-	if (!*arg || *end || errno || strchr(arg, '-') || val < min || val > max) {
-		fprintf(stderr, "page_fault_bench: -%c: expected %lu..%lu, got '%s'\n", opt, min,
-			max, arg);
-		usage(stderr);
-		exit(KSFT_FAIL);
-	}
+	TEST_ASSERT(val <= max, "%s must be at most %u, got %u", name, max, val);
 	return val;
 }
 
@@ -291,19 +282,19 @@ static void parse_args(int argc, char **argv, struct bench_params *p)
 	while ((opt = getopt(argc, argv, "t:m:s:r:n:h")) != -1) {
 		switch (opt) {
 		case 't':
-			p->threads = parse_num('t', optarg, 1, MAX_THREADS);
+			p->threads = parse_num("-t", optarg, MAX_THREADS);
 			break;
 		case 'm':
-			p->region = parse_num('m', optarg, 1, 4096) << 20;
+			p->region = (u64)parse_num("-m", optarg, 4096) << 20;
 			break;
 		case 's':
-			p->seconds = parse_num('s', optarg, 1, 600);
+			p->seconds = parse_num("-s", optarg, 600);
 			break;
 		case 'r':
-			p->rounds = parse_num('r', optarg, 1, MAX_ROUNDS);
+			p->rounds = parse_num("-r", optarg, MAX_ROUNDS);
 			break;
 		case 'n':
-			p->trips = parse_num('n', optarg, 1, 100000000);
+			p->trips = parse_num("-n", optarg, 100000000);
 			break;
 		case 'h':
 			usage(stdout);

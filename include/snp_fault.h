@@ -30,41 +30,38 @@ struct rmpt_fault {
 	int signo;		/* siginfo si_signo */
 	int code;		/* siginfo si_code, e.g. BUS_ADRERR */
 	void *addr;		/* siginfo si_addr */
-	u64 start_ns;		/* CLOCK_MONOTONIC just before the access */
-	u64 handler_ns;		/* CLOCK_MONOTONIC on handler entry */
+	u64 start_ns;		/* rmpt_now_ns() just before the access */
+	u64 handler_ns;		/* rmpt_now_ns() on handler entry */
 };
 
-/* rmpt_check_sigbus() result: 0, or these bits for what did not match. */
-#define RMPT_SIGBUS_MISSING	0x1	/* no signal at all */
-#define RMPT_SIGBUS_SIGNO	0x2	/* a signal other than SIGBUS */
-#define RMPT_SIGBUS_ADDR	0x4	/* si_addr differs */
-#define RMPT_SIGBUS_CODE	0x8	/* si_code differs */
+/* CLOCK_MONOTONIC in ns; async-signal-safe. */
+u64 rmpt_now_ns(void);
 
 void rmpt_sigbus_init(void);
 const char *rmpt_sigbus_code_name(int code);
 
-/* One access: true if it completed.  Only SIGBUS is caught, SIGSEGV still kills. */
+/* One 8-byte access: true if it completed.  Only SIGBUS is caught, SIGSEGV still kills. */
 bool rmpt_try_write(void *addr, u64 val, struct rmpt_fault *f);
 bool rmpt_try_read(void *addr, u64 *val, struct rmpt_fault *f);
-bool rmpt_try_write_u8(void *addr, u8 val, struct rmpt_fault *f);
-bool rmpt_try_read_u8(void *addr, u8 *val, struct rmpt_fault *f);
 
+/* 0 if f is a SIGBUS at exactly want_addr with want_code, else -1 and why. */
 int rmpt_check_sigbus(const struct rmpt_fault *f, void *want_addr, int want_code,
 		      char *why, size_t len);
 
-/* TEST_ASSERTs; the sigbus ones want BUS_ADRERR at exactly addr. */
-void rmpt_expect_sigbus_write(void *addr);
-void rmpt_expect_sigbus_read(void *addr);
+/*
+ * TEST_ASSERTs.  skew is 0 but for the project's negative checks: the
+ * SIGBUS is expected at addr + skew.
+ */
+void rmpt_expect_sigbus(void *addr, bool write, long skew);
 void rmpt_expect_no_sigbus_write(void *addr, u64 val);
 u64 rmpt_expect_no_sigbus_read(void *addr);
 
 /* EFAULT probes: 0 or -errno of the kernel-mediated write. */
-u8 rmpt_pattern_byte(size_t off);
 int rmpt_pipe_read_into(void *dst, size_t len);
 int rmpt_devzero_read_into(void *dst, size_t len);
 int rmpt_process_vm_write_into(void *dst, size_t len);
-void rmpt_expect_efault_writes(void *dst, size_t len);
-void rmpt_expect_bytes(const void *p, u8 val, size_t len);
+/* TEST_ASSERT that each probe returns want: -EFAULT, or 0 for a negative check. */
+void rmpt_expect_kernel_writes(void *dst, size_t len, int want);
 
 int rmpt_sigbus_storm(char *const *addrs, int n, int iters, long skew, bool reads);
 

@@ -88,14 +88,4 @@ kvm_static_assert(offsetof(struct rmpt_v6_snp_launch_finish, id_block_en) == 16)
 kvm_static_assert(offsetof(struct rmpt_v6_snp_launch_finish, host_data) == 18);
 kvm_static_assert(offsetof(struct rmpt_v6_snp_launch_finish, pad) == 50);
 
-struct kvm_vm *rmpt_v6_vm_create(u32 nr_vcpus, u64 extra_pages,
-				 void *guest_code, struct kvm_vcpu *vcpus[]);
-void rmpt_v6_snp_init(struct kvm_vm *vm);
-void rmpt_v6_reg_region(struct kvm_vm *vm, struct userspace_mem_region *region);
-void rmpt_v6_launch_start(struct kvm_vm *vm, u64 policy);
-void rmpt_v6_launch_update(struct kvm_vm *vm, u64 gpa, u64 size, u8 page_type);
-void rmpt_v6_launch_update_all(struct kvm_vm *vm);
-void rmpt_v6_launch_finish(struct kvm_vm *vm);
-void rmpt_v6_launch(struct kvm_vm *vm, u64 policy, u64 private_gpa, u64 private_size);
-
 #endif /* SELFTEST_KVM_SNP_LEGACY_V6_H */

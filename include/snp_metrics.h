@@ -33,7 +33,6 @@
 
 struct rmpt_hist {
 	u64 count;
-	u64 sum;
 	u64 min;
 	u64 max;
 	u64 bucket[RMPT_HIST_BUCKETS];
@@ -47,13 +46,17 @@ void rmpt_hist_record(struct rmpt_hist *h, u64 val);
 void rmpt_hist_merge(struct rmpt_hist *dst, const struct rmpt_hist *src);
 u64 rmpt_hist_percentile(const struct rmpt_hist *h, double pct);
 
-u64 rmpt_now_ns(void);
 double rmpt_rate(u64 events, u64 elapsed_ns);
+
+/* One writer per counter: a plain add, stored whole for a thread that watches. */
+static inline void rmpt_bump(u64 *counter)
+{
+	__atomic_store_n(counter, *counter + 1, __ATOMIC_RELAXED);
+}
 
 /* Latency of completed accesses, and of SIGBUS delivery for faulted ones. */
 struct rmpt_access_stats {
 	u64 accesses;
-	u64 faulted;
 	struct rmpt_hist latency;
 	struct rmpt_hist sigbus;
 };
@@ -77,10 +80,12 @@ struct rmpt_json {
 };
 
 void rmpt_json_init(struct rmpt_json *j, FILE *f);
-void rmpt_json_object_begin(struct rmpt_json *j, const char *key);
-void rmpt_json_object_end(struct rmpt_json *j);
-void rmpt_json_array_begin(struct rmpt_json *j, const char *key);
-void rmpt_json_array_end(struct rmpt_json *j);
+void rmpt_json_open(struct rmpt_json *j, const char *key, bool array);
+void rmpt_json_close(struct rmpt_json *j, bool array);
+#define rmpt_json_object_begin(j, key)	rmpt_json_open(j, key, false)
+#define rmpt_json_object_end(j)		rmpt_json_close(j, false)
+#define rmpt_json_array_begin(j, key)	rmpt_json_open(j, key, true)
+#define rmpt_json_array_end(j)		rmpt_json_close(j, true)
 void rmpt_json_string(struct rmpt_json *j, const char *key, const char *val);
 void rmpt_json_u64(struct rmpt_json *j, const char *key, u64 val);
 void rmpt_json_i64(struct rmpt_json *j, const char *key, long long val);
@@ -102,14 +107,9 @@ struct rmpt_metric {
 	enum rmpt_better better;
 };
 
-const char *rmpt_better_name(enum rmpt_better better);
 void rmpt_metrics_json(struct rmpt_json *j, const char *key,
 		       const struct rmpt_metric *m, size_t n);
 void rmpt_metrics_print(const struct rmpt_metric *m, size_t n);
-
-/* The machine, for the "env" of a metrics document. */
-void rmpt_env_kernel(char *buf, size_t len);
-void rmpt_env_cpu_model(char *buf, size_t len);
 
 int rmpt_write_file_atomic(const char *path, const char *buf, size_t len);
 

@@ -14,24 +14,17 @@
  * exactly 2^24 - 1 writes old would pass unnoticed.
  *
  * Guest and host run the same functions, so everything here but
- * rmpt_stamp_describe_want() (lib/stamp.c, host only) is pure, calls no
- * libc, is always inlined and uses general registers only.
+ * rmpt_stamp_describe_want() (host only) is pure, calls no libc, is always
+ * inlined and uses general registers only.
  */
 #ifndef SELFTEST_KVM_SNP_STAMP_H
 #define SELFTEST_KVM_SNP_STAMP_H
 
 #include <stdbool.h>
 #include <stddef.h>
-#include <linux/compiler.h>
-#include <linux/types.h>
+#include <stdio.h>
 
-/*
- * Code the guest runs uses general registers only: where every guest store
- * goes through KVM's instruction emulator (PVM here), an SSE instruction
- * the compiler picked to zero two words ends the guest with an emulation
- * failure.
- */
-#define RMPT_GUEST_CODE		__attribute__((target("general-regs-only")))
+#include "snp_rng.h"
 
 #define RMPT_STAMP_MAGIC	0xa5ULL
 #define RMPT_SEQ_BITS		24
@@ -89,6 +82,20 @@ rmpt_stamp_verify(u64 got, u8 writer, u64 page, u32 want_seq)
 	return RMPT_WORD_OK;
 }
 
-void rmpt_stamp_describe_want(char *buf, size_t len, u64 want);
+/*
+ * What a check wanted, for its failure message: 0 only, one exact stamp
+ * (or 0 after a discard), or (a want whose seq is 0) 0 or any stamp of
+ * that writer for that page.
+ */
+static inline void rmpt_stamp_describe_want(char *buf, size_t len, u64 want)
+{
+	if (!want)
+		snprintf(buf, len, "0");
+	else if (!rmpt_stamp_seq(want))
+		snprintf(buf, len, "0 or a stamp by writer %#x for page tag %#lx",
+			 (u8)(want >> 48), (want >> 32) & 0xffff);
+	else
+		snprintf(buf, len, "%#lx (0 only after a discard of the page)", want);
+}
 
 #endif /* SELFTEST_KVM_SNP_STAMP_H */

@@ -14,6 +14,7 @@
 #include <stdio.h>
 
 #include <linux/bits.h>
+#include <linux/sizes.h>
 #include <linux/types.h>
 
 #include "kselftest.h"
@@ -21,9 +22,6 @@
 #include "snp_fault.h"
 #include "snp_ghcb.h"
 #include "snp_launch.h"
-
-#define RMPT_SZ_4K	0x1000UL
-#define RMPT_SZ_2M	0x200000UL
 
 /* uapi constants newer than 6.12 (include/uapi/linux/kvm.h, 6.18) */
 #ifndef KVM_CAP_GUEST_MEMFD_FLAGS
@@ -44,31 +42,15 @@ enum rmpt_thp_mode {
 	RMPT_THP_ALWAYS,
 };
 
-enum rmpt_thp_mode rmpt_thp_parse_mode(const char *sysfs_text);
 enum rmpt_thp_mode rmpt_thp_mode(void);
 const char *rmpt_thp_mode_name(enum rmpt_thp_mode mode);
 size_t rmpt_smaps_anon_huge_kb(const char *smaps_path, const void *addr, size_t len);
-void *rmpt_thp_alloc(size_t size);
-void rmpt_thp_free(void *addr, size_t size);
 int rmpt_pmd_mapped(const void *addr);
-int rmpt_thp_backed(const void *addr);
 int rmpt_collapse(void *addr, size_t len);
 
-/* /proc/self/pagemap entry bits (Documentation/admin-guide/mm/pagemap.rst) */
-#define RMPT_PM_PRESENT		BIT_ULL(63)
-#define RMPT_PM_PFN_MASK	GENMASK_ULL(54, 0)
-
-#ifndef MADV_COLLAPSE
-#define MADV_COLLAPSE		25	/* include/uapi/asm-generic/mman-common.h, 6.1+ */
-#endif
-
 enum rmpt_thp_stat {
-	RMPT_THP_FAULT_ALLOC,
-	RMPT_THP_FAULT_FALLBACK,
 	RMPT_THP_COLLAPSE_ALLOC,
-	RMPT_THP_SPLIT_PAGE,
 	RMPT_THP_SPLIT_PMD,
-	RMPT_THP_DEFERRED_SPLIT,
 	RMPT_NR_THP_STATS,
 };
 
@@ -78,8 +60,6 @@ struct rmpt_thp_stats {
 	u64 val[RMPT_NR_THP_STATS];
 };
 
-const char *rmpt_thp_stat_name(enum rmpt_thp_stat stat);
-void rmpt_thp_stats_parse(FILE *vmstat, struct rmpt_thp_stats *stats);
 void rmpt_thp_stats_read(struct rmpt_thp_stats *stats);
 u64 rmpt_thp_stat_delta(const struct rmpt_thp_stats *before,
 			const struct rmpt_thp_stats *after, enum rmpt_thp_stat stat);
@@ -117,6 +97,9 @@ void rmpt_caps_probe(struct rmpt_caps *caps);
 void rmpt_caps_print(const struct rmpt_caps *caps);
 bool rmpt_flavour_usable(const struct rmpt_caps *caps, enum rmpt_flavour f,
 			 char *why, size_t len);
+__printf(3, 4) bool rmpt_why_not(char *why, size_t len, const char *fmt, ...);
+__printf(3, 4) void rmpt_why_add(char *why, size_t len, const char *fmt, ...);
+bool rmpt_private_mem_usable(const struct rmpt_caps *caps, char *why, size_t len);
 bool rmpt_gmem_mmap_usable(const struct rmpt_caps *caps, char *why, size_t len);
 bool rmpt_thp_usable(const struct rmpt_caps *caps, char *why, size_t len);
 
@@ -124,9 +107,34 @@ bool rmpt_thp_usable(const struct rmpt_caps *caps, char *why, size_t len);
 #define RMPT_DATA_GPA		(4ULL << 30)
 #define RMPT_DATA_SLOT		10
 #define RMPT_MAX_VCPUS		64
-#define RMPT_MAX_EXTRA_SLOTS	4
 
 struct rmpt_vm;
+struct rmpt_vm_params;
+
+/*
+ * What one flavour does (lib/flavour_*.c, lib/legacy_v6.c), so that the
+ * cases ask the flavour instead of naming it.
+ */
+struct rmpt_flavour_ops {
+	const char *name;
+	/* KVM itself is usable; what else the flavour needs, or why not. */
+	bool (*usable)(const struct rmpt_caps *caps, char *why, size_t len);
+	struct kvm_vm *(*vm_create)(const struct rmpt_vm_params *p, u64 extra_pages,
+				    struct kvm_vcpu *vcpus[]);
+	/* After the test's setup: launch, or enable what the guest will ask. */
+	void (*launch)(struct rmpt_vm *rv, const struct rmpt_vm_params *p);
+	bool private_mem;		/* guest_memfd + attributes: converts at run time */
+	bool protected_state;		/* SNP: GHCB protocol, ucalls through a mailbox */
+	bool host_reads_private;	/* a host read of private memory completes */
+	bool launch_private;		/* private pages are measured at launch, in place */
+};
+
+extern const struct rmpt_flavour_ops rmpt_snp_ops;
+extern const struct rmpt_flavour_ops rmpt_sw_protected_ops;
+extern const struct rmpt_flavour_ops rmpt_default_ops;
+extern const struct rmpt_flavour_ops rmpt_legacy_v6_ops;
+
+const struct rmpt_flavour_ops *rmpt_flavour(enum rmpt_flavour f);
 
 struct rmpt_vm_params {
 	enum rmpt_flavour flavour;
@@ -135,8 +143,7 @@ struct rmpt_vm_params {
 	u64 data_size;				/* multiple of 2M */
 	enum vm_mem_backing_src_type backing;	/* shared side, e.g. THP */
 	int numa_node;				/* data region's node, -1 any */
-	u64 snp_policy;				/* 0: rmpt_snp_policy(false) */
-	u64 legacy_private_size;		/* legacy_v6: measured, private */
+	u64 launch_private_size;		/* at RMPT_DATA_GPA, if ops->launch_private */
 	/* Called before launch, the last moment to write guest memory on snp. */
 	void (*setup)(struct rmpt_vm *rv);
 };
@@ -148,15 +155,9 @@ struct rmpt_conv_stats {
 	u64 rejected;		/* malformed MAP_GPA_RANGE requests */
 };
 
-struct rmpt_extra_slot {
-	u32 slot;
-	int fd;
-	void *map;
-	u64 size;
-};
-
 struct rmpt_vm {
 	enum rmpt_flavour flavour;
+	const struct rmpt_flavour_ops *ops;
 	struct kvm_vm *vm;
 	struct kvm_vcpu *vcpus[RMPT_MAX_VCPUS];
 	int nr_vcpus;
@@ -164,18 +165,14 @@ struct rmpt_vm {
 	u64 data_size;
 	void *data_hva;			/* shared side, THP-backed */
 	int view_fd;			/* MMAP guest_memfd, no INIT_SHARED, or -1 */
-	void *view;			/* its host mapping: every access SIGBUSes */
+	void *view;			/* the host's address of private memory */
 	char view_why[192];		/* why there is no view */
-	struct rmpt_extra_slot extra[RMPT_MAX_EXTRA_SLOTS];
-	int nr_extra;
 	struct rmpt_conv_stats conv;
 };
 
 bool rmpt_flavour_has_private_mem(enum rmpt_flavour f);
 struct rmpt_vm *rmpt_vm_create(const struct rmpt_caps *caps, const struct rmpt_vm_params *p);
 void rmpt_vm_free(struct rmpt_vm *rv);
-void *rmpt_vm_add_gmem_only_slot(struct rmpt_vm *rv, u32 slot, u64 gpa, u64 size,
-				 char *why, size_t len);
 void *rmpt_data_hva(struct rmpt_vm *rv, u64 gpa);
 void *rmpt_view_hva(struct rmpt_vm *rv, u64 gpa);
 
@@ -208,16 +205,6 @@ bool rmpt_kmsg_line_bad(const char *line);
 int rmpt_kmsg_write(const char *text);
 int rmpt_kmsg_mark(const char *tag, char *marker, size_t len);
 int rmpt_kmsg_scan(const char *marker, char *first_bad, size_t len);
-
-/* KVM binary stats (lib/kvm_stats.c) */
-struct rmpt_page_stats {
-	u64 pages_4k;
-	u64 pages_2m;
-	u64 pages_1g;
-};
-
-int rmpt_vm_stat(int vm_fd, const char *name, u64 *val);
-bool rmpt_vm_page_stats(int vm_fd, struct rmpt_page_stats *st);
 
 /* NUMA (lib/numa_util.c) */
 int rmpt_numa_nodes(void);

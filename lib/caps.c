@@ -24,16 +24,23 @@
 #define X86_FEATURE_SEV_SNP	KVM_X86_CPU_FEATURE(0x8000001F, 0, EAX, 4)
 #endif
 
-static const char *const flavour_names[RMPT_NR_FLAVOURS] = {
-	[RMPT_SNP] = "snp",
-	[RMPT_SW_PROTECTED] = "sw_protected",
-	[RMPT_DEFAULT] = "default",
-	[RMPT_LEGACY_V6] = "legacy_v6",
+static const struct rmpt_flavour_ops *const flavours[RMPT_NR_FLAVOURS] = {
+	[RMPT_SNP] = &rmpt_snp_ops,
+	[RMPT_SW_PROTECTED] = &rmpt_sw_protected_ops,
+	[RMPT_DEFAULT] = &rmpt_default_ops,
+	[RMPT_LEGACY_V6] = &rmpt_legacy_v6_ops,
 };
+
+const struct rmpt_flavour_ops *rmpt_flavour(enum rmpt_flavour f)
+{
+	TEST_ASSERT(f < RMPT_NR_FLAVOURS, "expected a flavour below %d, got %d",
+		    RMPT_NR_FLAVOURS, f);
+	return flavours[f];
+}
 
 const char *rmpt_flavour_name(enum rmpt_flavour f)
 {
-	return f < RMPT_NR_FLAVOURS ? flavour_names[f] : "?";
+	return f < RMPT_NR_FLAVOURS ? flavours[f]->name : "?";
 }
 
 int rmpt_flavour_parse(const char *name, enum rmpt_flavour *f)
@@ -41,7 +48,7 @@ int rmpt_flavour_parse(const char *name, enum rmpt_flavour *f)
 	int i;
 
 	for (i = 0; i < RMPT_NR_FLAVOURS; i++) {
-		if (!strcmp(name, flavour_names[i])) {
+		if (!strcmp(name, flavours[i]->name)) {
 			*f = i;
 			return 0;
 		}
@@ -186,7 +193,7 @@ void rmpt_caps_probe(struct rmpt_caps *caps)
 				    !strcmp(getenv("SNP_RMP_LEGACY_V6"), "1");
 }
 
-static bool why_not(char *why, size_t len, const char *fmt, ...)
+bool rmpt_why_not(char *why, size_t len, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -199,16 +206,17 @@ static bool why_not(char *why, size_t len, const char *fmt, ...)
 static bool kvm_usable(const struct rmpt_caps *caps, char *why, size_t len)
 {
 	if (caps->kvm_errno)
-		return why_not(why, len, "cannot open %s: %s", KVM_DEV_PATH,
-			       strerror(caps->kvm_errno));
+		return rmpt_why_not(why, len, "cannot open %s: %s", KVM_DEV_PATH,
+				    strerror(caps->kvm_errno));
 	if (caps->vcpu_why[0])
-		return why_not(why, len, "this host's KVM cannot create the framework's vCPU: %s",
-			       caps->vcpu_why);
+		return rmpt_why_not(why, len,
+				    "this host's KVM cannot create the framework's vCPU: %s",
+				    caps->vcpu_why);
 	return true;
 }
 
 /* Append "; "-separated reasons, so a SKIP names every missing piece. */
-static void why_add(char *why, size_t len, const char *fmt, ...)
+void rmpt_why_add(char *why, size_t len, const char *fmt, ...)
 {
 	size_t used = strnlen(why, len);
 	va_list ap;
@@ -225,65 +233,19 @@ static void why_add(char *why, size_t len, const char *fmt, ...)
 	va_end(ap);
 }
 
-static bool snp_usable(const struct rmpt_caps *caps, char *why, size_t len)
-{
-	why[0] = '\0';
-	if (!(caps->vm_types & BIT(KVM_X86_SNP_VM)))
-		why_add(why, len, "no KVM_X86_SNP_VM in KVM_CAP_VM_TYPES (0x%lx)",
-			caps->vm_types);
-	if (!caps->dev_sev)
-		why_add(why, len, "no /dev/sev (PSP driver)");
-	if (caps->kvm_amd_sev_snp == 0)
-		why_add(why, len, "kvm_amd sev_snp parameter is N");
-	else if (caps->kvm_amd_sev_snp < 0 && caps->kvm_amd)
-		/* The parameter lives in svm/sev.c, built only with KVM_AMD_SEV. */
-		why_add(why, len,
-			"kvm_amd has no sev_snp parameter (built without CONFIG_KVM_AMD_SEV)");
-	else if (caps->kvm_amd_sev_snp < 0)
-		why_add(why, len, "kvm_amd is not loaded");
-	if (!caps->cpuid_snp)
-		why_add(why, len, "CPUID 0x8000001F EAX bit 4 (SEV-SNP) is clear");
-	return !why[0];
-}
-
-static bool private_mem_usable(const struct rmpt_caps *caps, char *why, size_t len)
+bool rmpt_private_mem_usable(const struct rmpt_caps *caps, char *why, size_t len)
 {
 	if (!caps->guest_memfd)
-		return why_not(why, len, "no KVM_CAP_GUEST_MEMFD");
+		return rmpt_why_not(why, len, "no KVM_CAP_GUEST_MEMFD");
 	if (!(caps->exit_hypercall & BIT(KVM_HC_MAP_GPA_RANGE)))
-		return why_not(why, len, "KVM_CAP_EXIT_HYPERCALL lacks KVM_HC_MAP_GPA_RANGE");
+		return rmpt_why_not(why, len, "KVM_CAP_EXIT_HYPERCALL lacks KVM_HC_MAP_GPA_RANGE");
 	return true;
 }
 
 bool rmpt_flavour_usable(const struct rmpt_caps *caps, enum rmpt_flavour f,
 			 char *why, size_t len)
 {
-	if (!kvm_usable(caps, why, len))
-		return false;
-	switch (f) {
-	case RMPT_DEFAULT:
-		return true;
-	case RMPT_SW_PROTECTED:
-		if (!(caps->vm_types & BIT(KVM_X86_SW_PROTECTED_VM)))
-			return why_not(why, len,
-				       "no KVM_X86_SW_PROTECTED_VM in KVM_CAP_VM_TYPES (0x%lx)",
-				       caps->vm_types);
-		return private_mem_usable(caps, why, len);
-	case RMPT_SNP:
-		return snp_usable(caps, why, len) && private_mem_usable(caps, why, len);
-	case RMPT_LEGACY_V6:
-		/* Its command numbers collide with upstream's: never guess. */
-		if (!caps->legacy_v6_requested)
-			return why_not(why, len,
-				       "legacy_v6 not requested (SNP_RMP_LEGACY_V6=1 on a kernel with the 2022 v6 SNP host series)");
-		if (!caps->dev_sev)
-			return why_not(why, len, "no /dev/sev (PSP driver)");
-		if (!caps->cpuid_snp)
-			return why_not(why, len, "CPUID 0x8000001F EAX bit 4 (SEV-SNP) is clear");
-		return true;
-	default:
-		return why_not(why, len, "unknown flavour %d", f);
-	}
+	return kvm_usable(caps, why, len) && rmpt_flavour(f)->usable(caps, why, len);
 }
 
 /* 6.18+: a guest_memfd without INIT_SHARED can be mmap()ed and SIGBUSes. */
@@ -292,10 +254,10 @@ bool rmpt_gmem_mmap_usable(const struct rmpt_caps *caps, char *why, size_t len)
 	if (!kvm_usable(caps, why, len))
 		return false;
 	if (!caps->guest_memfd)
-		return why_not(why, len, "no KVM_CAP_GUEST_MEMFD");
+		return rmpt_why_not(why, len, "no KVM_CAP_GUEST_MEMFD");
 	if (!(caps->gmem_flags & GUEST_MEMFD_FLAG_MMAP))
-		return why_not(why, len,
-			       "host cannot map private memory: no GUEST_MEMFD_FLAG_MMAP in KVM_CAP_GUEST_MEMFD_FLAGS (6.18+)");
+		return rmpt_why_not(why, len,
+				    "host cannot map private memory: no GUEST_MEMFD_FLAG_MMAP in KVM_CAP_GUEST_MEMFD_FLAGS (6.18+)");
 	return true;
 }
 
@@ -303,8 +265,8 @@ bool rmpt_thp_usable(const struct rmpt_caps *caps, char *why, size_t len)
 {
 	if (caps->thp == RMPT_THP_MADVISE || caps->thp == RMPT_THP_ALWAYS)
 		return true;
-	return why_not(why, len, "THP is %s in /sys/kernel/mm/transparent_hugepage/enabled",
-		       rmpt_thp_mode_name(caps->thp));
+	return rmpt_why_not(why, len, "THP is %s in /sys/kernel/mm/transparent_hugepage/enabled",
+			    rmpt_thp_mode_name(caps->thp));
 }
 
 void rmpt_caps_print(const struct rmpt_caps *caps)

@@ -28,9 +28,8 @@ int rmpt_convert(struct rmpt_vm *rv, u64 gpa, u64 size, bool to_private)
 {
 	int ret;
 
-	TEST_ASSERT(rmpt_flavour_has_private_mem(rv->flavour),
-		    "%s VMs have no memory attributes to convert",
-		    rmpt_flavour_name(rv->flavour));
+	TEST_ASSERT(rv->ops->private_mem, "%s VMs have no memory attributes to convert",
+		    rv->ops->name);
 	vm_set_memory_attributes(rv->vm, gpa, size,
 				 to_private ? KVM_MEMORY_ATTRIBUTE_PRIVATE : 0);
 	if (to_private) {
@@ -57,10 +56,10 @@ bool rmpt_map_gpa_request_valid(const struct rmpt_vm *rv, u64 gpa, u64 npages, u
 
 	if (!rmpt_map_gpa_attrs_decode(attrs, to_private, &size))
 		return false;
-	if (gpa % RMPT_SZ_4K || !npages || npages > rv->data_size / RMPT_SZ_4K)
+	if (gpa % SZ_4K || !npages || npages > rv->data_size / SZ_4K)
 		return false;
 	return gpa >= rv->data_gpa &&
-	       gpa + npages * RMPT_SZ_4K <= rv->data_gpa + rv->data_size;
+	       gpa + npages * SZ_4K <= rv->data_gpa + rv->data_size;
 }
 
 /*
@@ -79,7 +78,7 @@ static void handle_map_gpa_range(struct rmpt_vm *rv, struct kvm_run *run)
 		run->hypercall.ret = -KVM_EINVAL;
 		return;
 	}
-	run->hypercall.ret = rmpt_convert(rv, gpa, npages * RMPT_SZ_4K, to_private) ?
+	run->hypercall.ret = rmpt_convert(rv, gpa, npages * SZ_4K, to_private) ?
 			     -KVM_EINVAL : 0;
 }
 

@@ -17,9 +17,9 @@
 #include "test_util.h"
 #include "snp_fault.h"
 
-/* Written by rmpt_expect_sigbus_write(): easy to spot if it ever lands. */
-#define RMPT_SIGBUS_POISON	0x5349474255535f21UL	/* "SIGBUS_!" */
-#define RMPT_PROBE_CHUNK	4096
+/* Written by rmpt_expect_sigbus(): easy to spot if it ever lands. */
+#define SIGBUS_POISON		0x5349474255535f21UL	/* "SIGBUS_!" */
+#define PROBE_CHUNK		4096
 
 /*
  * Per thread, so that threads probing at once never see each other's
@@ -38,20 +38,13 @@ struct sigbus_state {
 static __thread struct sigbus_state sigbus_tls;
 static pthread_once_t sigbus_once = PTHREAD_ONCE_INIT;
 
-enum access_op {
-	ACCESS_READ_U8,
-	ACCESS_WRITE_U8,
-	ACCESS_READ_U64,
-	ACCESS_WRITE_U64,
-};
-
 /* clock_gettime() is async-signal-safe, so the handler may use this too. */
-static u64 now_ns(void)
+u64 rmpt_now_ns(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000UL + ts.tv_nsec;
+	return timespec_to_ns(ts);
 }
 
 /*
@@ -77,7 +70,7 @@ static void sigbus_handler(int sig, siginfo_t *si, void *ucontext)
 		sigbus_pass_on();
 		return;
 	}
-	t->handler_ns = now_ns();
+	t->handler_ns = rmpt_now_ns();
 	WRITE_ONCE(t->armed, 0);
 	t->signo = si->si_signo;
 	t->code = si->si_code;
@@ -119,20 +112,13 @@ static void sigbus_assert_ours(void)
 
 const char *rmpt_sigbus_code_name(int code)
 {
-	switch (code) {
-	case BUS_ADRALN:
-		return "BUS_ADRALN";
-	case BUS_ADRERR:
-		return "BUS_ADRERR";
-	case BUS_OBJERR:
-		return "BUS_OBJERR";
-	case BUS_MCEERR_AR:
-		return "BUS_MCEERR_AR";
-	case BUS_MCEERR_AO:
-		return "BUS_MCEERR_AO";
-	default:
-		return "?";
-	}
+	static const char *const names[] = {
+		[BUS_ADRALN] = "BUS_ADRALN", [BUS_ADRERR] = "BUS_ADRERR",
+		[BUS_OBJERR] = "BUS_OBJERR", [BUS_MCEERR_AR] = "BUS_MCEERR_AR",
+		[BUS_MCEERR_AO] = "BUS_MCEERR_AO",
+	};
+
+	return code > 0 && code < ARRAY_SIZE(names) ? names[code] : "?";
 }
 
 /*
@@ -141,7 +127,7 @@ const char *rmpt_sigbus_code_name(int code)
  * a syscall per access; the handler is checked once per thread for the
  * same reason (a later replacement goes unnoticed).
  */
-static bool try_access(void *addr, enum access_op op, u64 *val, struct rmpt_fault *f)
+static bool try_access(void *addr, bool write, u64 *val, struct rmpt_fault *f)
 {
 	struct sigbus_state *t = &sigbus_tls;
 
@@ -150,7 +136,7 @@ static bool try_access(void *addr, enum access_op op, u64 *val, struct rmpt_faul
 		t->checked = true;
 	}
 	memset(f, 0, sizeof(*f));
-	f->start_ns = now_ns();
+	f->start_ns = rmpt_now_ns();
 	if (sigsetjmp(t->env, 0)) {
 		f->faulted = true;
 		f->signo = t->signo;
@@ -161,20 +147,10 @@ static bool try_access(void *addr, enum access_op op, u64 *val, struct rmpt_faul
 	}
 
 	WRITE_ONCE(t->armed, 1);
-	switch (op) {
-	case ACCESS_READ_U8:
-		*val = READ_ONCE(*(u8 *)addr);
-		break;
-	case ACCESS_WRITE_U8:
-		WRITE_ONCE(*(u8 *)addr, (u8)*val);
-		break;
-	case ACCESS_READ_U64:
-		*val = READ_ONCE(*(u64 *)addr);
-		break;
-	case ACCESS_WRITE_U64:
+	if (write)
 		WRITE_ONCE(*(u64 *)addr, *val);
-		break;
-	}
+	else
+		*val = READ_ONCE(*(u64 *)addr);
 	WRITE_ONCE(t->armed, 0);
 	return true;
 }
@@ -182,56 +158,22 @@ static bool try_access(void *addr, enum access_op op, u64 *val, struct rmpt_faul
 /* True if the write completed, false if it raised SIGBUS (see *f). */
 bool rmpt_try_write(void *addr, u64 val, struct rmpt_fault *f)
 {
-	return try_access(addr, ACCESS_WRITE_U64, &val, f);
+	return try_access(addr, true, &val, f);
 }
 
 bool rmpt_try_read(void *addr, u64 *val, struct rmpt_fault *f)
 {
-	return try_access(addr, ACCESS_READ_U64, val, f);
+	return try_access(addr, false, val, f);
 }
 
-bool rmpt_try_write_u8(void *addr, u8 val, struct rmpt_fault *f)
-{
-	u64 v = val;
-
-	return try_access(addr, ACCESS_WRITE_U8, &v, f);
-}
-
-bool rmpt_try_read_u8(void *addr, u8 *val, struct rmpt_fault *f)
-{
-	u64 v;
-
-	if (!try_access(addr, ACCESS_READ_U8, &v, f))
-		return false;
-	*val = v;
-	return true;
-}
-
-/*
- * 0 if f is a SIGBUS at exactly want_addr with want_code, else the
- * RMPT_SIGBUS_* bits that differ and, in why, what was expected and got.
- */
 int rmpt_check_sigbus(const struct rmpt_fault *f, void *want_addr, int want_code,
 		      char *why, size_t len)
 {
-	int bad = 0;
-
-	if (!f->faulted) {
-		bad = RMPT_SIGBUS_MISSING;
-	} else {
-		if (f->signo != SIGBUS)
-			bad |= RMPT_SIGBUS_SIGNO;
-		if (f->addr != want_addr)
-			bad |= RMPT_SIGBUS_ADDR;
-		if (f->code != want_code)
-			bad |= RMPT_SIGBUS_CODE;
-	}
-	if (!why || !len)
-		return bad;
-
-	if (!bad)
+	if (f->faulted && f->signo == SIGBUS && f->addr == want_addr && f->code == want_code) {
 		why[0] = '\0';
-	else if (!f->faulted)
+		return 0;
+	}
+	if (!f->faulted)
 		snprintf(why, len, "expected SIGBUS at %p code %d (%s), got no fault",
 			 want_addr, want_code, rmpt_sigbus_code_name(want_code));
 	else
@@ -240,76 +182,50 @@ int rmpt_check_sigbus(const struct rmpt_fault *f, void *want_addr, int want_code
 			 want_addr, want_code, rmpt_sigbus_code_name(want_code),
 			 f->signo, strsignal(f->signo), f->addr, f->code,
 			 f->signo == SIGBUS ? rmpt_sigbus_code_name(f->code) : "?");
-	return bad;
+	return -1;
 }
 
-static void expect_sigbus(void *addr, bool write)
+void rmpt_expect_sigbus(void *addr, bool write, long skew)
 {
 	struct rmpt_fault f = {};
-	u64 val = RMPT_SIGBUS_POISON;
+	u64 val = SIGBUS_POISON;
 	char why[256];
-	int bad;
 
-	if (write)
-		rmpt_try_write(addr, val, &f);
-	else
-		rmpt_try_read(addr, &val, &f);
-	bad = rmpt_check_sigbus(&f, addr, BUS_ADRERR, why, sizeof(why));
-	TEST_ASSERT(!bad, "%s %p: %s", write ? "write" : "read", addr, why);
+	try_access(addr, write, &val, &f);
+	TEST_ASSERT(!rmpt_check_sigbus(&f, (u8 *)addr + skew, BUS_ADRERR, why, sizeof(why)),
+		    "%s %p: %s", write ? "write" : "read", addr, why);
 }
 
-/* Assert that an 8-byte write/read at addr raises SIGBUS BUS_ADRERR at addr. */
-void rmpt_expect_sigbus_write(void *addr)
+static u64 expect_no_sigbus(void *addr, bool write, u64 val)
 {
-	expect_sigbus(addr, true);
-}
+	struct rmpt_fault f = {};
+	bool completed = try_access(addr, write, &val, &f);
 
-void rmpt_expect_sigbus_read(void *addr)
-{
-	expect_sigbus(addr, false);
-}
-
-/* Arguments are evaluated in any order: call first, then report f. */
-static void expect_no_sigbus(const char *what, void *addr, bool completed,
-			     const struct rmpt_fault *f)
-{
-	TEST_ASSERT(completed,
-		    "%s %p: expected no fault, got signal %d (%s) at %p code %d (%s)",
-		    what, addr, f->signo, strsignal(f->signo), f->addr, f->code,
-		    rmpt_sigbus_code_name(f->code));
+	/* Not in TEST_ASSERT(): its arguments are evaluated in any order. */
+	TEST_ASSERT(completed, "%s %p: expected no fault, got signal %d (%s) at %p code %d (%s)",
+		    write ? "write" : "read", addr, f.signo, strsignal(f.signo), f.addr, f.code,
+		    rmpt_sigbus_code_name(f.code));
+	return val;
 }
 
 void rmpt_expect_no_sigbus_write(void *addr, u64 val)
 {
-	struct rmpt_fault f = {};
-	bool completed = rmpt_try_write(addr, val, &f);
-
-	expect_no_sigbus("write", addr, completed, &f);
+	expect_no_sigbus(addr, true, val);
 }
 
 /* Returns the value read. */
 u64 rmpt_expect_no_sigbus_read(void *addr)
 {
-	struct rmpt_fault f = {};
-	u64 val = 0;
-	bool completed = rmpt_try_read(addr, &val, &f);
-
-	expect_no_sigbus("read", addr, completed, &f);
-	return val;
+	return expect_no_sigbus(addr, false, 0);
 }
 
 /* What the pipe and process_vm_writev probes write at offset off: never constant. */
-u8 rmpt_pattern_byte(size_t off)
-{
-	return (u8)(off ^ (off >> 8) ^ 0xa5);
-}
-
 static void fill_pattern(u8 *buf, size_t off, size_t len)
 {
 	size_t i;
 
 	for (i = 0; i < len; i++)
-		buf[i] = rmpt_pattern_byte(off + i);
+		buf[i] = (u8)((off + i) ^ ((off + i) >> 8) ^ 0xa5);
 }
 
 /* read() exactly len bytes into dst; 0, or -errno of the read() that failed. */
@@ -335,7 +251,7 @@ static int read_fully(int fd, u8 *dst, size_t len)
  */
 int rmpt_pipe_read_into(void *dst, size_t len)
 {
-	u8 chunk[RMPT_PROBE_CHUNK];
+	u8 chunk[PROBE_CHUNK];
 	size_t done, n;
 	int fds[2], ret = 0;
 	ssize_t w;
@@ -376,7 +292,7 @@ int rmpt_devzero_read_into(void *dst, size_t len)
  */
 int rmpt_process_vm_write_into(void *dst, size_t len)
 {
-	u8 chunk[RMPT_PROBE_CHUNK];
+	u8 chunk[PROBE_CHUNK];
 	struct iovec local, remote;
 	size_t done = 0, n;
 	ssize_t w;
@@ -396,37 +312,23 @@ int rmpt_process_vm_write_into(void *dst, size_t len)
 	return 0;
 }
 
-static void expect_efault(const char *probe, int ret, void *dst, size_t len)
+static void expect_write(const char *probe, int ret, void *dst, size_t len, int want)
 {
-	TEST_ASSERT(ret == -EFAULT,
-		    "%s into [%p, +0x%zx): expected %d (%s), got %d (%s)",
-		    probe, dst, len, -EFAULT, strerror(EFAULT), ret,
+	TEST_ASSERT(ret == want, "%s into [%p, +0x%zx): expected %d (%s), got %d (%s)",
+		    probe, dst, len, want, want ? strerror(-want) : "success", ret,
 		    ret ? strerror(-ret) : "success, bytes written");
 }
 
 /*
- * Every kernel-mediated write into [dst, dst + len) must fail with EFAULT.
  * dst is not read here, it may not be readable: the caller checks that its
- * contents are unchanged, e.g. with rmpt_expect_bytes() once it can read.
+ * contents are unchanged once it can read.
  */
-void rmpt_expect_efault_writes(void *dst, size_t len)
+void rmpt_expect_kernel_writes(void *dst, size_t len, int want)
 {
-	expect_efault("pipe read()", rmpt_pipe_read_into(dst, len), dst, len);
-	expect_efault("/dev/zero read()", rmpt_devzero_read_into(dst, len), dst, len);
-	expect_efault("process_vm_writev()", rmpt_process_vm_write_into(dst, len),
-		      dst, len);
-}
-
-/* Assert that every byte of [p, p + len) is val. */
-void rmpt_expect_bytes(const void *p, u8 val, size_t len)
-{
-	const u8 *b = p;
-	size_t i;
-
-	for (i = 0; i < len && b[i] == val; i++)
-		;
-	TEST_ASSERT(i == len, "byte %p (offset 0x%zx of 0x%zx): expected 0x%02x, got 0x%02x",
-		    &b[i], i, len, val, b[i]);
+	expect_write("pipe read()", rmpt_pipe_read_into(dst, len), dst, len, want);
+	expect_write("/dev/zero read()", rmpt_devzero_read_into(dst, len), dst, len, want);
+	expect_write("process_vm_writev()", rmpt_process_vm_write_into(dst, len), dst, len,
+		     want);
 }
 
 struct storm_thread {

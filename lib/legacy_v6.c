@@ -1,18 +1,20 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * Launch of an SNP guest on a kernel that carries the 2022 v6 host series
- * (include/snp_legacy_v6.h).  Only ever called after an explicit opt-in:
+ * legacy_v6: an SNP guest on a kernel that carries the 2022 v6 host series
+ * (include/snp_legacy_v6.h).  Only ever usable after an explicit opt-in:
  * on any other kernel command 22 is KVM_SEV_INIT2 and 23-25 are not SNP.
+ * Private memory stays in the VMM's mapping: the pages measured at launch
+ * are private there, in place, and the host reads their ciphertext.
  *
  * Order (the v6 uAPI): DEFAULT VM, KVM_SEV_SNP_INIT before any vCPU,
  * vCPUs, LAUNCH_START, then per region REG_REGION and LAUNCH_UPDATE of
  * its protected ranges, LAUNCH_FINISH.
  */
-#include "snp_ghcb.h"
-#include "snp_launch.h"
+#include "snp_util.h"
+#include "snp_legacy_v6.h"
 
 /* KVM_SEV_SNP_INIT(flags 0) on a DEFAULT VM; opens /dev/sev if needed. */
-void rmpt_v6_snp_init(struct kvm_vm *vm)
+static void rmpt_v6_snp_init(struct kvm_vm *vm)
 {
 	struct rmpt_v6_snp_init init = {};
 
@@ -24,21 +26,7 @@ void rmpt_v6_snp_init(struct kvm_vm *vm)
 	vm_sev_ioctl(vm, RMPT_V6_SEV_SNP_INIT, &init);
 }
 
-/* Slot 0 stays ordinary anonymous memory: v6 had no guest_memfd. */
-struct kvm_vm *rmpt_v6_vm_create(u32 nr_vcpus, u64 extra_pages,
-				 void *guest_code, struct kvm_vcpu *vcpus[])
-{
-	return rmpt_protected_vm_create(KVM_X86_DEFAULT_VM, 0, rmpt_v6_snp_init,
-					nr_vcpus, extra_pages, guest_code, vcpus);
-}
-
-/* v6 pins and tracks guest RAM through the SEV region registration. */
-void rmpt_v6_reg_region(struct kvm_vm *vm, struct userspace_mem_region *region)
-{
-	sev_register_encrypted_memory(vm, region);
-}
-
-void rmpt_v6_launch_start(struct kvm_vm *vm, u64 policy)
+static void rmpt_v6_launch_start(struct kvm_vm *vm, u64 policy)
 {
 	struct rmpt_v6_snp_launch_start start = { .policy = policy };
 
@@ -46,7 +34,7 @@ void rmpt_v6_launch_start(struct kvm_vm *vm, u64 policy)
 }
 
 /* One LAUNCH_UPDATE; v6 handles the whole range and writes nothing back. */
-void rmpt_v6_launch_update(struct kvm_vm *vm, u64 gpa, u64 size, u8 page_type)
+static void rmpt_v6_launch_update(struct kvm_vm *vm, u64 gpa, u64 size, u8 page_type)
 {
 	struct rmpt_v6_snp_launch_update upd = {
 		.start_gfn = gpa >> vm->page_shift,
@@ -66,13 +54,13 @@ static void rmpt_v6_update_region(struct kvm_vm *vm, struct userspace_mem_region
 
 	if (!region->protected_phy_pages || !sparsebit_any_set(region->protected_phy_pages))
 		return;
-	rmpt_v6_reg_region(vm, region);
+	sev_register_encrypted_memory(vm, region);
 	sparsebit_for_each_set_range(region->protected_phy_pages, i, j)
 		rmpt_v6_launch_update(vm, i * vm->page_size, (j - i + 1) * vm->page_size,
 				      RMPT_V6_PAGE_TYPE_NORMAL);
 }
 
-void rmpt_v6_launch_update_all(struct kvm_vm *vm)
+static void rmpt_v6_launch_update_all(struct kvm_vm *vm)
 {
 	struct userspace_mem_region *region;
 	int bkt;
@@ -82,7 +70,7 @@ void rmpt_v6_launch_update_all(struct kvm_vm *vm)
 	vm->arch.is_pt_protected = true;
 }
 
-void rmpt_v6_launch_finish(struct kvm_vm *vm)
+static void rmpt_v6_launch_finish(struct kvm_vm *vm)
 {
 	struct rmpt_v6_snp_launch_finish finish = {};
 
@@ -94,7 +82,7 @@ void rmpt_v6_launch_finish(struct kvm_vm *vm)
  * private_size bytes at private_gpa are measured too, which makes them
  * private (RMP-assigned) while they stay in the VMM's mapping.
  */
-void rmpt_v6_launch(struct kvm_vm *vm, u64 policy, u64 private_gpa, u64 private_size)
+static void rmpt_v6_launch(struct kvm_vm *vm, u64 policy, u64 private_gpa, u64 private_size)
 {
 	rmpt_snp_alias_page_tables(vm);
 	rmpt_v6_launch_start(vm, policy);
@@ -103,3 +91,43 @@ void rmpt_v6_launch(struct kvm_vm *vm, u64 policy, u64 private_gpa, u64 private_
 		rmpt_v6_launch_update(vm, private_gpa, private_size, RMPT_V6_PAGE_TYPE_NORMAL);
 	rmpt_v6_launch_finish(vm);
 }
+
+static bool legacy_v6_usable(const struct rmpt_caps *caps, char *why, size_t len)
+{
+	/* Its command numbers collide with upstream's: never guess. */
+	if (!caps->legacy_v6_requested)
+		return rmpt_why_not(why, len,
+				    "legacy_v6 not requested (SNP_RMP_LEGACY_V6=1 on a kernel with the 2022 v6 SNP host series)");
+	if (!caps->dev_sev)
+		return rmpt_why_not(why, len, "no /dev/sev (PSP driver)");
+	if (!caps->cpuid_snp)
+		return rmpt_why_not(why, len, "CPUID 0x8000001F EAX bit 4 (SEV-SNP) is clear");
+	return true;
+}
+
+/* Slot 0 stays ordinary anonymous memory: v6 had no guest_memfd. */
+static struct kvm_vm *legacy_v6_vm_create(const struct rmpt_vm_params *p, u64 extra_pages,
+					  struct kvm_vcpu *vcpus[])
+{
+	return rmpt_protected_vm_create(KVM_X86_DEFAULT_VM, 0, rmpt_v6_snp_init, p->nr_vcpus,
+					extra_pages, p->guest_code, vcpus);
+}
+
+/* v6 pins and tracks guest RAM through the SEV region registration. */
+static void legacy_v6_launch(struct rmpt_vm *rv, const struct rmpt_vm_params *p)
+{
+	sev_register_encrypted_memory(rv->vm, memslot2region(rv->vm, RMPT_DATA_SLOT));
+	rmpt_snp_ucall_init(rv->vm, p->nr_vcpus);
+	rmpt_v6_launch(rv->vm, rmpt_snp_policy(), RMPT_DATA_GPA,
+		       p->launch_private_size);
+}
+
+const struct rmpt_flavour_ops rmpt_legacy_v6_ops = {
+	.name = "legacy_v6",
+	.usable = legacy_v6_usable,
+	.vm_create = legacy_v6_vm_create,
+	.launch = legacy_v6_launch,
+	.protected_state = true,
+	.host_reads_private = true,
+	.launch_private = true,
+};

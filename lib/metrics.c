@@ -6,11 +6,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
-#include <sys/utsname.h>
 
 #include "test_util.h"
 #include "snp_metrics.h"
@@ -63,7 +62,6 @@ void rmpt_hist_record(struct rmpt_hist *h, u64 val)
 {
 	h->bucket[rmpt_hist_index(val)]++;
 	h->count++;
-	h->sum += val;
 	if (val < h->min)
 		h->min = val;
 	if (val > h->max)
@@ -79,7 +77,6 @@ void rmpt_hist_merge(struct rmpt_hist *dst, const struct rmpt_hist *src)
 	for (i = 0; i < RMPT_HIST_BUCKETS; i++)
 		dst->bucket[i] += src->bucket[i];
 	dst->count += src->count;
-	dst->sum += src->sum;
 	if (src->min < dst->min)
 		dst->min = src->min;
 	if (src->max > dst->max)
@@ -125,15 +122,7 @@ u64 rmpt_hist_percentile(const struct rmpt_hist *h, double pct)
 	return val;
 }
 
-/* ---- time and timed accesses --------------------------------------------- */
-
-u64 rmpt_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
-}
+/* ---- timed accesses ------------------------------------------------------ */
 
 /* Events per second; 0 when no time passed. */
 double rmpt_rate(u64 events, u64 elapsed_ns)
@@ -146,31 +135,19 @@ double rmpt_rate(u64 events, u64 elapsed_ns)
 void rmpt_access_stats_init(struct rmpt_access_stats *st)
 {
 	st->accesses = 0;
-	st->faulted = 0;
 	rmpt_hist_init(&st->latency);
 	rmpt_hist_init(&st->sigbus);
-}
-
-/*
- * One writer per stats: a plain increment, stored atomically so that a
- * watching thread reads whole values.
- */
-static void count_own(u64 *counter)
-{
-	__atomic_store_n(counter, *counter + 1, __ATOMIC_RELAXED);
 }
 
 /* rmpt_try_*() stamped the start: one more clock read closes the interval. */
 static void access_account(struct rmpt_access_stats *st, bool completed,
 			   const struct rmpt_fault *f)
 {
-	count_own(&st->accesses);
-	if (completed) {
+	rmpt_bump(&st->accesses);
+	if (completed)
 		rmpt_hist_record(&st->latency, rmpt_now_ns() - f->start_ns);
-		return;
-	}
-	count_own(&st->faulted);
-	rmpt_hist_record(&st->sigbus, f->handler_ns - f->start_ns);
+	else
+		rmpt_hist_record(&st->sigbus, f->handler_ns - f->start_ns);
 }
 
 bool rmpt_timed_write(struct rmpt_access_stats *st, void *addr, u64 val,
@@ -268,7 +245,7 @@ static void json_value_end(struct rmpt_json *j)
 		j->done = true;
 }
 
-static void json_open(struct rmpt_json *j, const char *key, bool array)
+void rmpt_json_open(struct rmpt_json *j, const char *key, bool array)
 {
 	if (!json_value_begin(j, key))
 		return;
@@ -282,7 +259,7 @@ static void json_open(struct rmpt_json *j, const char *key, bool array)
 	j->depth++;
 }
 
-static void json_close(struct rmpt_json *j, bool array)
+void rmpt_json_close(struct rmpt_json *j, bool array)
 {
 	if (j->err)
 		return;
@@ -297,26 +274,6 @@ static void json_close(struct rmpt_json *j, bool array)
 	json_value_end(j);
 }
 
-void rmpt_json_object_begin(struct rmpt_json *j, const char *key)
-{
-	json_open(j, key, false);
-}
-
-void rmpt_json_object_end(struct rmpt_json *j)
-{
-	json_close(j, false);
-}
-
-void rmpt_json_array_begin(struct rmpt_json *j, const char *key)
-{
-	json_open(j, key, true);
-}
-
-void rmpt_json_array_end(struct rmpt_json *j)
-{
-	json_close(j, true);
-}
-
 void rmpt_json_string(struct rmpt_json *j, const char *key, const char *val)
 {
 	if (!json_value_begin(j, key))
@@ -325,40 +282,41 @@ void rmpt_json_string(struct rmpt_json *j, const char *key, const char *val)
 	json_value_end(j);
 }
 
-void rmpt_json_u64(struct rmpt_json *j, const char *key, u64 val)
+/* A number, true, false or null, as printf() writes it. */
+static __printf(3, 4) void json_raw(struct rmpt_json *j, const char *key, const char *fmt, ...)
 {
+	va_list ap;
+
 	if (!json_value_begin(j, key))
 		return;
-	fprintf(j->f, "%llu", (unsigned long long)val);
+	va_start(ap, fmt);
+	vfprintf(j->f, fmt, ap);
+	va_end(ap);
 	json_value_end(j);
+}
+
+void rmpt_json_u64(struct rmpt_json *j, const char *key, u64 val)
+{
+	json_raw(j, key, "%llu", (unsigned long long)val);
 }
 
 void rmpt_json_i64(struct rmpt_json *j, const char *key, long long val)
 {
-	if (!json_value_begin(j, key))
-		return;
-	fprintf(j->f, "%lld", val);
-	json_value_end(j);
+	json_raw(j, key, "%lld", val);
 }
 
 /* JSON has no NaN or infinity: those become null. */
 void rmpt_json_double(struct rmpt_json *j, const char *key, double val)
 {
-	if (!json_value_begin(j, key))
-		return;
 	if (isfinite(val))
-		fprintf(j->f, "%.10g", val);
+		json_raw(j, key, "%.10g", val);
 	else
-		fputs("null", j->f);
-	json_value_end(j);
+		json_raw(j, key, "null");
 }
 
 void rmpt_json_bool(struct rmpt_json *j, const char *key, bool val)
 {
-	if (!json_value_begin(j, key))
-		return;
-	fputs(val ? "true" : "false", j->f);
-	json_value_end(j);
+	json_raw(j, key, "%s", val ? "true" : "false");
 }
 
 /* 0, or the first error: -EINVAL for misuse or an unfinished document, -EIO. */
@@ -374,7 +332,7 @@ int rmpt_json_finish(struct rmpt_json *j)
 
 /* ---- named metrics ---------------------------------------------------------- */
 
-const char *rmpt_better_name(enum rmpt_better better)
+static const char *better_name(enum rmpt_better better)
 {
 	switch (better) {
 	case RMPT_BETTER_HIGHER:
@@ -397,7 +355,7 @@ void rmpt_metrics_json(struct rmpt_json *j, const char *key,
 		rmpt_json_object_begin(j, m[i].name);
 		rmpt_json_double(j, "value", m[i].value);
 		rmpt_json_string(j, "unit", m[i].unit);
-		rmpt_json_string(j, "better", rmpt_better_name(m[i].better));
+		rmpt_json_string(j, "better", better_name(m[i].better));
 		rmpt_json_object_end(j);
 	}
 	rmpt_json_object_end(j);
@@ -410,42 +368,7 @@ void rmpt_metrics_print(const struct rmpt_metric *m, size_t n)
 
 	for (i = 0; i < n; i++)
 		ksft_print_msg("metric %s %.10g %s (better: %s)\n", m[i].name,
-			       m[i].value, m[i].unit, rmpt_better_name(m[i].better));
-}
-
-/* ---- environment ------------------------------------------------------------ */
-
-void rmpt_env_kernel(char *buf, size_t len)
-{
-	struct utsname u;
-
-	if (uname(&u))
-		snprintf(buf, len, "unknown");
-	else
-		snprintf(buf, len, "%s %s", u.release, u.version);
-}
-
-/* /proc/cpuinfo's first "model name", or "unknown". */
-void rmpt_env_cpu_model(char *buf, size_t len)
-{
-	char line[256], *colon;
-	FILE *f;
-
-	snprintf(buf, len, "unknown");
-	f = fopen("/proc/cpuinfo", "r");
-	if (!f)
-		return;
-	while (fgets(line, sizeof(line), f)) {
-		if (strncmp(line, "model name", 10))
-			continue;
-		colon = strchr(line, ':');
-		if (colon) {
-			colon += 1 + strspn(colon + 1, " \t");
-			snprintf(buf, len, "%.*s", (int)strcspn(colon, "\n"), colon);
-		}
-		break;
-	}
-	fclose(f);
+			       m[i].value, m[i].unit, better_name(m[i].better));
 }
 
 /*

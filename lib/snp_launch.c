@@ -1,53 +1,31 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * Host side of an SEV-SNP guest: is SNP usable here, which policy, how to
- * create the VM, and the launch sequence (Documentation/virt/kvm/x86/
- * amd-memory-encryption.rst, KVM_SEV_SNP_LAUNCH_*).  On mainline
- * the framework's snp_vm_*() helpers are wrapped; on 6.12, which has none,
- * the same steps are issued through KVM_MEMORY_ENCRYPT_OP.
+ * Host side of an SEV-SNP guest: which policy, how to create the VM, and
+ * the launch sequence (Documentation/virt/kvm/x86/amd-memory-encryption.rst,
+ * KVM_SEV_SNP_LAUNCH_*).  On mainline the framework's helpers do the work;
+ * on 6.12, which has none, the same steps are issued through
+ * KVM_MEMORY_ENCRYPT_OP.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
-#include <string.h>
-#include <sys/ioctl.h>
-#include <unistd.h>
 
-#include "snp_ghcb.h"
 #include "snp_util.h"
 
-#define RMPT_SMT_ACTIVE_PATH	"/sys/devices/system/cpu/smt/active"
-
-/* "1" when SMT siblings are online; the firmware wants the SMT bit then. */
-static bool rmpt_smt_active(void)
+u64 rmpt_snp_policy(void)
 {
-	char c = '0';
-	FILE *f;
+#if RMPT_FW_HAS_SNP
+	u64 policy = snp_default_policy();
+#else
+	/* is_smt_on() of mainline's kvm_util.h: the firmware wants SMT allowed then. */
+	FILE *f = fopen("/sys/devices/system/cpu/smt/active", "r");
+	u64 policy = SNP_POLICY_RSVD_MBO;
 
-	f = fopen(RMPT_SMT_ACTIVE_PATH, "r");
-	if (!f)
-		return false;
-	if (fread(&c, 1, 1, f) != 1)
-		c = '0';
-	fclose(f);
-	return c == '1';
-}
-
-u64 rmpt_snp_policy(bool debug)
-{
-	return rmpt_snp_policy_word(rmpt_smt_active(), debug);
-}
-
-/*
- * True if an SNP VM can be created here.  Otherwise @why lists every
- * missing piece (lib/caps.c probes them).  Nothing here exits the test.
- */
-bool rmpt_snp_supported(char *why, size_t len)
-{
-	struct rmpt_caps caps;
-
-	rmpt_caps_probe(&caps);
-	return rmpt_flavour_usable(&caps, RMPT_SNP, why, len);
+	if (f) {
+		if (fgetc(f) == '1')
+			policy |= SNP_POLICY_SMT;
+		fclose(f);
+	}
+#endif
+	return policy;
 }
 
 /*
@@ -55,64 +33,33 @@ bool rmpt_snp_supported(char *why, size_t len)
  * 6.12.  Its declared type picks the helper whose parameter matches it;
  * the other helper is never called, so no call has to cast.
  */
-typedef void rmpt_post_create_vm_fn(struct kvm_vm *vm);
-typedef void rmpt_post_create_vm_nr_fn(struct kvm_vm *vm, unsigned int nr_vcpus);
-
-#define RMPT_POST_CREATE_TAKES_NR \
-	(!__builtin_types_compatible_p(typeof(kvm_arch_vm_post_create), rmpt_post_create_vm_fn))
-
-static void rmpt_post_create_vm(rmpt_post_create_vm_fn *fn, struct kvm_vm *vm, u32 nr_vcpus)
+static void post_create(void (*fn)(struct kvm_vm *vm), struct kvm_vm *vm, u32 nr_vcpus)
 {
 	fn(vm);
 }
 
-static void rmpt_post_create_vm_nr(rmpt_post_create_vm_nr_fn *fn, struct kvm_vm *vm,
-				   u32 nr_vcpus)
+static void post_create_nr(void (*fn)(struct kvm_vm *vm, unsigned int nr), struct kvm_vm *vm,
+			   u32 nr_vcpus)
 {
 	fn(vm, nr_vcpus);
 }
 
-static void rmpt_arch_vm_post_create(struct kvm_vm *vm, u32 nr_vcpus)
-{
-	__builtin_choose_expr(RMPT_POST_CREATE_TAKES_NR, rmpt_post_create_vm_nr,
-			      rmpt_post_create_vm)(kvm_arch_vm_post_create, vm, nr_vcpus);
-}
-
-/*
- * What kvm_init_vm_address_properties() does for the VM types the
- * framework knows as protected, for those it does not (SNP on 6.12,
- * DEFAULT for legacy v6): /dev/sev for KVM_MEMORY_ENCRYPT_OP and the
- * C-bit, so slot 0 tracks protected pages and guest PTEs carry the C-bit.
- */
-static void rmpt_vm_set_protected(struct kvm_vm *vm)
-{
-	if (vm->arch.sev_fd != -1)
-		return;
-	vm->arch.sev_fd = open_sev_dev_path_or_exit();
-	vm->arch.c_bit = BIT_ULL(this_cpu_property(X86_PROPERTY_SEV_C_BIT));
-	vm->gpa_tag_mask = vm->arch.c_bit;
-}
-
-/*
- * Slot 0 pages, sized the way the framework's __vm_create() sizes it, plus
- * room for the GHCB area and the page-table alias of lib/snp_guest*.c.
- */
-static u64 rmpt_slot0_pages(u32 nr_vcpus, u64 extra_pages)
-{
-	u64 n = 512 + (u64)nr_vcpus * DEFAULT_STACK_PGS;
-
-	n += (n + extra_pages) / PTES_PER_MIN_PAGE * 2;
-	n += ucall_nr_pages_required(PAGE_SIZE);
-	n += (u64)nr_vcpus * RMPT_GHCB_AREA_PAGES_PER_VCPU + 64;
-	return vm_adjust_num_guest_pages(VM_MODE_DEFAULT, n);
-}
+#define arch_vm_post_create(vm, nr_vcpus)						\
+	__builtin_choose_expr(__builtin_types_compatible_p(typeof(kvm_arch_vm_post_create), \
+							   void (struct kvm_vm *)),	\
+			      post_create, post_create_nr)(kvm_arch_vm_post_create,	\
+							   vm, nr_vcpus)
 
 /*
  * __vm_create() and vCPU creation for a protected VM type the framework
- * may not know.  Each step is the framework's own, in its order; what
- * differs is that the C-bit is known before slot 0 exists, slot 0 gets
- * @slot0_flags (KVM_MEM_GUEST_MEMFD for SNP), and @init (the SEV init
- * command, if the framework does not issue it) runs before any vCPU.
+ * may not know (SNP on 6.12, DEFAULT for legacy v6).  Each step is the
+ * framework's own, in its order; what differs is that /dev/sev and the
+ * C-bit are known before slot 0 exists, as kvm_init_vm_address_properties()
+ * sets them for the types it knows, so that slot 0 tracks protected pages
+ * and guest PTEs carry the C-bit; slot 0 gets slot0_flags
+ * (KVM_MEM_GUEST_MEMFD for SNP) and room for the GHCB area and the
+ * page-table alias of lib/snp_guest*.c; and init (the SEV init command, if
+ * the framework does not issue it) runs before any vCPU.
  */
 struct kvm_vm *rmpt_protected_vm_create(u32 type, u32 slot0_flags,
 					void (*init)(struct kvm_vm *vm),
@@ -120,14 +67,22 @@ struct kvm_vm *rmpt_protected_vm_create(u32 type, u32 slot0_flags,
 					void *guest_code, struct kvm_vcpu *vcpus[])
 {
 	struct vm_shape shape = { .mode = VM_MODE_DEFAULT, .type = type };
+	u64 pages = 512 + (u64)nr_vcpus * DEFAULT_STACK_PGS;
 	struct userspace_mem_region *slot0;
 	struct kvm_vm *vm;
 	u32 i;
 
 	vm = ____vm_create(shape);
-	rmpt_vm_set_protected(vm);
-	vm_mem_add(vm, VM_MEM_SRC_ANONYMOUS, 0, 0, rmpt_slot0_pages(nr_vcpus, extra_pages),
-		   slot0_flags, -1, 0);
+	if (vm->arch.sev_fd == -1) {
+		vm->arch.sev_fd = open_sev_dev_path_or_exit();
+		vm->arch.c_bit = BIT_ULL(this_cpu_property(X86_PROPERTY_SEV_C_BIT));
+		vm->gpa_tag_mask = vm->arch.c_bit;
+	}
+	pages += (pages + extra_pages) / PTES_PER_MIN_PAGE * 2 +
+		 ucall_nr_pages_required(PAGE_SIZE) +
+		 (u64)nr_vcpus * RMPT_GHCB_AREA_PAGES_PER_VCPU + 64;
+	vm_mem_add(vm, VM_MEM_SRC_ANONYMOUS, 0, 0,
+		   vm_adjust_num_guest_pages(VM_MODE_DEFAULT, pages), slot0_flags, -1, 0);
 	for (i = 0; i < NR_MEM_REGIONS; i++)
 		vm->memslots[i] = 0;
 	kvm_vm_elf_load(vm, program_invocation_name);
@@ -136,7 +91,7 @@ struct kvm_vm *rmpt_protected_vm_create(u32 type, u32 slot0_flags,
 	ucall_init(vm, slot0->region.guest_phys_addr + slot0->region.memory_size);
 	guest_rng = new_guest_random_state(guest_random_seed);
 	sync_global_to_guest(vm, guest_rng);
-	rmpt_arch_vm_post_create(vm, nr_vcpus);
+	arch_vm_post_create(vm, nr_vcpus);
 	if (init)
 		init(vm);
 
@@ -145,48 +100,21 @@ struct kvm_vm *rmpt_protected_vm_create(u32 type, u32 slot0_flags,
 	return vm;
 }
 
-/* Mainline's kvm_arch_vm_post_create() issues INIT2 for SNP by itself. */
-struct kvm_vm *rmpt_snp_vm_create(u32 nr_vcpus, u64 extra_pages,
-				  void *guest_code, struct kvm_vcpu *vcpus[])
-{
-	return rmpt_protected_vm_create(KVM_X86_SNP_VM, KVM_MEM_GUEST_MEMFD,
-					RMPT_FW_HAS_SNP ? NULL : rmpt_snp_vm_init,
-					nr_vcpus, extra_pages, guest_code, vcpus);
-}
-
+#if !RMPT_FW_HAS_SNP
 /* KVM_SEV_INIT2 with defaults (GHCB v2); only before the first vCPU. */
-void rmpt_snp_vm_init(struct kvm_vm *vm)
+static void snp_vm_init(struct kvm_vm *vm)
 {
-#if RMPT_FW_HAS_SNP
-	snp_vm_init(vm);
-#else
 	struct kvm_sev_init init = {};
 
-	TEST_ASSERT(vm->type == KVM_X86_SNP_VM,
-		    "KVM_SEV_INIT2 for SNP: expected VM type %d, got %lu",
-		    KVM_X86_SNP_VM, (unsigned long)vm->type);
 	vm_sev_ioctl(vm, KVM_SEV_INIT2, &init);
-#endif
 }
 
-void rmpt_snp_launch_start(struct kvm_vm *vm, u64 policy)
-{
-#if RMPT_FW_HAS_SNP
-	snp_vm_launch_start(vm, policy);
-#else
-	struct kvm_sev_snp_launch_start start = { .policy = policy };
-
-	vm_sev_ioctl(vm, KVM_SEV_SNP_LAUNCH_START, &start);
-#endif
-}
-
-#if !RMPT_FW_HAS_SNP
 /*
  * Make [gpa, gpa + size) private and measure it.  KVM writes its progress
  * back into the struct (snp_launch_update(), arch/x86/kvm/svm/sev.c), so
  * repeat until len is 0.
  */
-static void rmpt_snp_update_range(struct kvm_vm *vm, u64 gpa, u64 size)
+static void snp_update_range(struct kvm_vm *vm, u64 gpa, u64 size)
 {
 	struct kvm_sev_snp_launch_update upd = {
 		.gfn_start = gpa >> vm->page_shift,
@@ -196,9 +124,6 @@ static void rmpt_snp_update_range(struct kvm_vm *vm, u64 gpa, u64 size)
 	};
 	u64 left;
 
-	TEST_ASSERT(!(upd.uaddr % vm->page_size),
-		    "SNP_LAUNCH_UPDATE: expected a page-aligned uaddr, got 0x%lx",
-		    (u64)upd.uaddr);
 	vm_mem_set_private(vm, gpa, size);
 	while (upd.len) {
 		left = upd.len;
@@ -209,51 +134,49 @@ static void rmpt_snp_update_range(struct kvm_vm *vm, u64 gpa, u64 size)
 	}
 }
 
-static void rmpt_snp_update_region(struct kvm_vm *vm, struct userspace_mem_region *region)
+/*
+ * What mainline's vm_sev_launch() does for SNP: every page the framework
+ * allocated as protected becomes guest-private and measured; registers and
+ * the VMSA are measured and frozen at the finish.
+ */
+static void snp_vm_launch(struct kvm_vm *vm, u64 policy)
 {
-	sparsebit_idx_t i, j;
-
-	if (!region->protected_phy_pages || !sparsebit_any_set(region->protected_phy_pages))
-		return;
-	sparsebit_for_each_set_range(region->protected_phy_pages, i, j)
-		rmpt_snp_update_range(vm, i * vm->page_size, (j - i + 1) * vm->page_size);
-}
-#endif
-
-/* Every page the framework allocated as protected becomes guest-private. */
-void rmpt_snp_launch_update(struct kvm_vm *vm)
-{
-#if RMPT_FW_HAS_SNP
-	snp_vm_launch_update(vm);
-#else
+	struct kvm_sev_snp_launch_start start = { .policy = policy };
+	struct kvm_sev_snp_launch_finish finish = {};
 	struct userspace_mem_region *region;
+	sparsebit_idx_t i, j;
 	int bkt;
 
-	hash_for_each(vm->regions.slot_hash, bkt, region, slot_node)
-		rmpt_snp_update_region(vm, region);
+	/* Without it every guest PSC fails inside KVM (snp_begin_psc_msr(), svm/sev.c). */
+	vm_enable_cap(vm, KVM_CAP_EXIT_HYPERCALL, BIT_ULL(KVM_HC_MAP_GPA_RANGE));
+	vm_sev_ioctl(vm, KVM_SEV_SNP_LAUNCH_START, &start);
+	hash_for_each(vm->regions.slot_hash, bkt, region, slot_node) {
+		if (!region->protected_phy_pages || !sparsebit_any_set(region->protected_phy_pages))
+			continue;
+		sparsebit_for_each_set_range(region->protected_phy_pages, i, j)
+			snp_update_range(vm, i * vm->page_size, (j - i + 1) * vm->page_size);
+	}
 	/* The guest page tables are encrypted now: no more host walks. */
 	vm->arch.is_pt_protected = true;
-#endif
-}
-
-/* Registers and the VMSA are measured and frozen here (snp_launch_finish()). */
-void rmpt_snp_launch_finish(struct kvm_vm *vm)
-{
-#if RMPT_FW_HAS_SNP
-	snp_vm_launch_finish(vm);
-#else
-	struct kvm_sev_snp_launch_finish finish = {};
-
 	vm_sev_ioctl(vm, KVM_SEV_SNP_LAUNCH_FINISH, &finish);
+}
 #endif
+
+/* Mainline's kvm_arch_vm_post_create() issues INIT2 for SNP by itself. */
+struct kvm_vm *rmpt_snp_vm_create(u32 nr_vcpus, u64 extra_pages,
+				  void *guest_code, struct kvm_vcpu *vcpus[])
+{
+	return rmpt_protected_vm_create(KVM_X86_SNP_VM, KVM_MEM_GUEST_MEMFD,
+					RMPT_FW_HAS_SNP ? NULL : snp_vm_init,
+					nr_vcpus, extra_pages, guest_code, vcpus);
 }
 
 void rmpt_snp_launch(struct kvm_vm *vm, u64 policy)
 {
 	rmpt_snp_alias_page_tables(vm);
-	/* Without it every guest PSC fails inside KVM (snp_begin_psc_msr(), svm/sev.c). */
-	vm_enable_cap(vm, KVM_CAP_EXIT_HYPERCALL, BIT_ULL(KVM_HC_MAP_GPA_RANGE));
-	rmpt_snp_launch_start(vm, policy);
-	rmpt_snp_launch_update(vm);
-	rmpt_snp_launch_finish(vm);
+#if RMPT_FW_HAS_SNP
+	vm_sev_launch(vm, policy, NULL);
+#else
+	snp_vm_launch(vm, policy);
+#endif
 }

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * THP state of the host: the sysfs mode, whether a 2M range is PMD-mapped
- * (PAGEMAP_SCAN) or backed by one THP folio (pagemap + kpageflags), smaps'
- * AnonHugePages, MADV_COLLAPSE and the THP counters of /proc/vmstat.
+ * (PAGEMAP_SCAN), smaps' AnonHugePages, MADV_COLLAPSE and the THP counters
+ * of /proc/vmstat.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -12,37 +12,33 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <linux/fs.h>
-#include <linux/kernel-page-flags.h>
+#include <linux/sizes.h>
 
 #include "test_util.h"
 #include "snp_util.h"
 
-#define THP_ENABLED_PATH "/sys/kernel/mm/transparent_hugepage/enabled"
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE		25	/* include/uapi/asm-generic/mman-common.h, 6.1+ */
+#endif
 
 /* sysfs shows every mode with the active one in brackets: "always [madvise] never". */
-enum rmpt_thp_mode rmpt_thp_parse_mode(const char *sysfs_text)
-{
-	if (strstr(sysfs_text, "[always]"))
-		return RMPT_THP_ALWAYS;
-	if (strstr(sysfs_text, "[madvise]"))
-		return RMPT_THP_MADVISE;
-	if (strstr(sysfs_text, "[never]"))
-		return RMPT_THP_NEVER;
-	return RMPT_THP_UNKNOWN;
-}
-
 enum rmpt_thp_mode rmpt_thp_mode(void)
 {
+	FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
 	char buf[128] = "";
-	FILE *f;
 
-	f = fopen(THP_ENABLED_PATH, "r");
-	if (!f)
-		return RMPT_THP_UNKNOWN;
-	if (!fgets(buf, sizeof(buf), f))
-		buf[0] = '\0';
-	fclose(f);
-	return rmpt_thp_parse_mode(buf);
+	if (f) {
+		if (!fgets(buf, sizeof(buf), f))
+			buf[0] = '\0';
+		fclose(f);
+	}
+	if (strstr(buf, "[always]"))
+		return RMPT_THP_ALWAYS;
+	if (strstr(buf, "[madvise]"))
+		return RMPT_THP_MADVISE;
+	if (strstr(buf, "[never]"))
+		return RMPT_THP_NEVER;
+	return RMPT_THP_UNKNOWN;
 }
 
 const char *rmpt_thp_mode_name(enum rmpt_thp_mode mode)
@@ -85,31 +81,6 @@ size_t rmpt_smaps_anon_huge_kb(const char *smaps_path, const void *addr, size_t 
 	return total;
 }
 
-/* The caller's view of a 2M range: aligned, reserved with MADV_HUGEPAGE. */
-void *rmpt_thp_alloc(size_t size)
-{
-	size_t span = size + RMPT_SZ_2M;
-	char *raw, *aligned;
-
-	TEST_ASSERT(size && !(size % RMPT_SZ_2M),
-		    "THP area size must be a non-zero multiple of 2M, got 0x%zx", size);
-	raw = mmap(NULL, span, PROT_READ | PROT_WRITE,
-		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	TEST_ASSERT(raw != MAP_FAILED, "mmap(0x%zx) failed: %s", span, strerror(errno));
-	aligned = align_ptr_up(raw, RMPT_SZ_2M);
-	if (aligned != raw)
-		munmap(raw, aligned - raw);
-	munmap(aligned + size, raw + span - (aligned + size));
-	TEST_ASSERT(!madvise(aligned, size, MADV_HUGEPAGE),
-		    "MADV_HUGEPAGE failed: %s", strerror(errno));
-	return aligned;
-}
-
-void rmpt_thp_free(void *addr, size_t size)
-{
-	TEST_ASSERT(!munmap(addr, size), "munmap(%p, 0x%zx): %s", addr, size, strerror(errno));
-}
-
 /*
  * PAGEMAP_SCAN (6.7+) reports PAGE_IS_HUGE for a PMD-mapped THP and not for
  * a THP that is only mapped by PTEs, which is exactly the split we look for.
@@ -121,7 +92,7 @@ int rmpt_pmd_mapped(const void *addr)
 	struct pm_scan_arg arg = {
 		.size = sizeof(arg),
 		.start = (unsigned long)addr,
-		.end = (unsigned long)addr + RMPT_SZ_2M,
+		.end = (unsigned long)addr + SZ_2M,
 		.vec = (unsigned long)&region,
 		.vec_len = 1,
 		.category_mask = PAGE_IS_HUGE,
@@ -130,7 +101,7 @@ int rmpt_pmd_mapped(const void *addr)
 	long ret;
 	int fd;
 
-	TEST_ASSERT(!((unsigned long)addr % RMPT_SZ_2M), "%p is not 2M-aligned", addr);
+	TEST_ASSERT(!((unsigned long)addr % SZ_2M), "%p is not 2M-aligned", addr);
 	fd = open("/proc/self/pagemap", O_RDONLY);
 	if (fd < 0)
 		return -errno;
@@ -141,64 +112,6 @@ int rmpt_pmd_mapped(const void *addr)
 	if (ret < 0)
 		return ret;
 	return ret == 1 && region.start == arg.start && region.end == arg.end;
-}
-
-static int pread_u64(int fd, u64 index, u64 *val)
-{
-	ssize_t n = pread(fd, val, sizeof(*val), index * sizeof(*val));
-
-	if (n == sizeof(*val))
-		return 0;
-	return n < 0 ? -errno : -EIO;
-}
-
-/*
- * Is every 4K of [addr, addr + 2M) present and part of one THP folio: one
- * compound head at a 2M-aligned PFN followed by its 511 tails?  This is
- * the backing, not the mapping level: a THP whose PMD was split but whose
- * folio was not yet split still passes.  Needs root (PFNs are hidden
- * otherwise).  Returns 1 or 0, or -errno when it cannot tell.
- */
-int rmpt_thp_backed(const void *addr)
-{
-	u64 vpn = (unsigned long)addr / RMPT_SZ_4K, ent, flags, pfn0 = 0;
-	int pagemap, kpageflags, ret = 1;
-	u64 i, want;
-
-	TEST_ASSERT(!((unsigned long)addr % RMPT_SZ_2M), "%p is not 2M-aligned", addr);
-	pagemap = open("/proc/self/pagemap", O_RDONLY);
-	if (pagemap < 0)
-		return -errno;
-	kpageflags = open("/proc/kpageflags", O_RDONLY);
-	if (kpageflags < 0) {
-		ret = -errno;
-		close(pagemap);
-		return ret;
-	}
-	for (i = 0; i < RMPT_SZ_2M / RMPT_SZ_4K && ret == 1; i++) {
-		ret = pread_u64(pagemap, vpn + i, &ent);
-		if (ret)
-			break;
-		if (!(ent & RMPT_PM_PRESENT)) {
-			ret = 0;
-			break;
-		}
-		if (!(ent & RMPT_PM_PFN_MASK)) {
-			ret = -EPERM;	/* PFNs read as zero without CAP_SYS_ADMIN */
-			break;
-		}
-		if (!i)
-			pfn0 = ent & RMPT_PM_PFN_MASK;
-		ret = pread_u64(kpageflags, ent & RMPT_PM_PFN_MASK, &flags);
-		if (ret)
-			break;
-		want = BIT_ULL(KPF_THP) | BIT_ULL(i ? KPF_COMPOUND_TAIL : KPF_COMPOUND_HEAD);
-		ret = (flags & want) == want && (ent & RMPT_PM_PFN_MASK) == pfn0 + i &&
-		      !(pfn0 % (RMPT_SZ_2M / RMPT_SZ_4K));
-	}
-	close(kpageflags);
-	close(pagemap);
-	return ret;
 }
 
 /*
@@ -217,41 +130,26 @@ int rmpt_collapse(void *addr, size_t len)
 }
 
 static const char *const thp_vmstat_names[RMPT_NR_THP_STATS] = {
-	[RMPT_THP_FAULT_ALLOC] = "thp_fault_alloc",
-	[RMPT_THP_FAULT_FALLBACK] = "thp_fault_fallback",
 	[RMPT_THP_COLLAPSE_ALLOC] = "thp_collapse_alloc",
-	[RMPT_THP_SPLIT_PAGE] = "thp_split_page",
 	[RMPT_THP_SPLIT_PMD] = "thp_split_pmd",
-	[RMPT_THP_DEFERRED_SPLIT] = "thp_deferred_split_page",
 };
 
-const char *rmpt_thp_stat_name(enum rmpt_thp_stat stat)
-{
-	return thp_vmstat_names[stat];
-}
-
 /* Counters absent from this kernel's /proc/vmstat read as RMPT_STAT_ABSENT. */
-void rmpt_thp_stats_parse(FILE *vmstat, struct rmpt_thp_stats *stats)
+void rmpt_thp_stats_read(struct rmpt_thp_stats *stats)
 {
+	FILE *f = fopen("/proc/vmstat", "r");
 	char name[64];
 	u64 val;
 	int i;
 
+	TEST_ASSERT(f, "open /proc/vmstat: %s", strerror(errno));
 	for (i = 0; i < RMPT_NR_THP_STATS; i++)
 		stats->val[i] = RMPT_STAT_ABSENT;
-	while (fscanf(vmstat, "%63s %lu", name, &val) == 2) {
+	while (fscanf(f, "%63s %lu", name, &val) == 2) {
 		for (i = 0; i < RMPT_NR_THP_STATS; i++)
 			if (!strcmp(name, thp_vmstat_names[i]))
 				stats->val[i] = val;
 	}
-}
-
-void rmpt_thp_stats_read(struct rmpt_thp_stats *stats)
-{
-	FILE *f = fopen("/proc/vmstat", "r");
-
-	TEST_ASSERT(f, "open /proc/vmstat: %s", strerror(errno));
-	rmpt_thp_stats_parse(f, stats);
 	fclose(f);
 }
 

@@ -29,14 +29,16 @@
 #include "kvm_util.h"
 #include "processor.h"
 #include "ucall_common.h"
+#include "snp_rng.h"
 #include "snp_util.h"
 
-#define DATA_SIZE	(8 * RMPT_SZ_2M)
-#define DATA_PAGES	(DATA_SIZE / RMPT_SZ_4K)
-/* The last page: ranges 0-6 stay free for the cases, page 0 for legacy_v6. */
-#define CTRL_GPA	(RMPT_DATA_GPA + DATA_SIZE - RMPT_SZ_4K)
+#define DATA_SIZE	(8 * SZ_2M)
+#define DATA_PAGES	(DATA_SIZE / SZ_4K)
+/* The last page: ranges 0-6 stay free for the cases. */
+#define CTRL_GPA	(RMPT_DATA_GPA + DATA_SIZE - SZ_4K)
 #define NR_RANGES	7
-#define LEGACY_PRIVATE	(8 * RMPT_SZ_4K)
+/* Private since launch on a launch_private flavour; never picked otherwise. */
+#define LAUNCH_PRIVATE	(8 * SZ_4K)
 
 /* Each page has a word the guest writes and one the host writes. */
 #define GUEST_WORD	0
@@ -65,7 +67,7 @@ struct guest_ctrl {
 	u64 spins;
 };
 
-static enum rmpt_flavour guest_flavour;
+static bool guest_protected_state;	/* SNP: conversions and ucalls via the GHCB */
 static u64 launch_secret = LAUNCH_SECRET;	/* measured at launch on snp */
 
 static u64 *guest_word(u64 gpa, int word)
@@ -78,19 +80,19 @@ static void guest_verify(const struct guest_ctrl *ctrl, int word)
 	u64 i, got, want;
 
 	for (i = 0; i < ctrl->npages; i++) {
-		got = READ_ONCE(*guest_word(ctrl->gpa + i * RMPT_SZ_4K, word));
+		got = READ_ONCE(*guest_word(ctrl->gpa + i * SZ_4K, word));
 		want = ctrl->arg + i;
 		__GUEST_ASSERT(got == want, "GPA 0x%lx word %d: expected 0x%lx, got 0x%lx",
-			       ctrl->gpa + i * RMPT_SZ_4K, word, want, got);
+			       ctrl->gpa + i * SZ_4K, word, want, got);
 	}
 }
 
 static void guest_convert(const struct guest_ctrl *ctrl)
 {
-	if (guest_flavour == RMPT_SNP)
+	if (guest_protected_state)
 		GUEST_ASSERT_EQ(rmpt_guest_convert(ctrl->gpa, ctrl->npages, ctrl->arg), 0);
 	else
-		kvm_hypercall_map_gpa_range(ctrl->gpa, ctrl->npages * RMPT_SZ_4K,
+		kvm_hypercall_map_gpa_range(ctrl->gpa, ctrl->npages * SZ_4K,
 					    rmpt_map_gpa_attrs(ctrl->arg, RMPT_MAP_GPA_4K));
 }
 
@@ -100,7 +102,7 @@ static void guest_spin(struct guest_ctrl *ctrl)
 
 	while (!READ_ONCE(ctrl->stop)) {
 		for (i = 0; i < ctrl->npages; i++)
-			READ_ONCE(*guest_word(ctrl->gpa + i * RMPT_SZ_4K, GUEST_WORD));
+			READ_ONCE(*guest_word(ctrl->gpa + i * SZ_4K, GUEST_WORD));
 		WRITE_ONCE(ctrl->spins, ctrl->spins + 1);
 	}
 }
@@ -110,13 +112,13 @@ static void guest_code(void)
 	struct guest_ctrl *ctrl = (struct guest_ctrl *)CTRL_GPA;
 	u64 i;
 
-	if (guest_flavour == RMPT_SNP || guest_flavour == RMPT_LEGACY_V6)
+	if (guest_protected_state)
 		rmpt_snp_guest_ghcb_init(0);
 	for (;;) {
 		switch (READ_ONCE(ctrl->cmd)) {
 		case CMD_STAMP:
 			for (i = 0; i < ctrl->npages; i++)
-				WRITE_ONCE(*guest_word(ctrl->gpa + i * RMPT_SZ_4K, GUEST_WORD),
+				WRITE_ONCE(*guest_word(ctrl->gpa + i * SZ_4K, GUEST_WORD),
 					   ctrl->arg + i);
 			break;
 		case CMD_VERIFY_GUEST:
@@ -163,19 +165,16 @@ static char *skip_reason;	/* shared with the case's child process */
 
 static u64 next_random(struct test_ctx *ctx)
 {
-	ctx->rng ^= ctx->rng << 13;
-	ctx->rng ^= ctx->rng >> 7;
-	ctx->rng ^= ctx->rng << 17;
-	return ctx->rng;
+	return rmpt_rng_next(&ctx->rng);
 }
 
-/* A random 4K page of range r (0..NR_RANGES-1), never page 0 of range 0. */
+/* A random 4K page of range r (0..NR_RANGES-1), never a launch-private one. */
 static u64 random_page(struct test_ctx *ctx, int r)
 {
-	u64 first = r ? 0 : LEGACY_PRIVATE / RMPT_SZ_4K;
+	u64 first = r ? 0 : LAUNCH_PRIVATE / SZ_4K;
 
-	return RMPT_DATA_GPA + r * RMPT_SZ_2M +
-	       (first + next_random(ctx) % (RMPT_SZ_2M / RMPT_SZ_4K - first)) * RMPT_SZ_4K;
+	return RMPT_DATA_GPA + r * SZ_2M +
+	       (first + next_random(ctx) % (SZ_2M / SZ_4K - first)) * SZ_4K;
 }
 
 static void __noreturn case_skip(const char *fmt, ...)
@@ -183,7 +182,7 @@ static void __noreturn case_skip(const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(skip_reason, RMPT_SZ_4K, fmt, ap);
+	vsnprintf(skip_reason, SZ_4K, fmt, ap);
 	va_end(ap);
 	exit(KSFT_SKIP);
 }
@@ -200,8 +199,7 @@ static void guest_do(struct test_ctx *ctx, u64 cmd, u64 gpa, u64 npages, u64 arg
 	WRITE_ONCE(ctx->ctrl->arg, arg);
 	WRITE_ONCE(ctx->ctrl->cmd, cmd);
 	exit_reason = rmpt_vcpu_run(ctx->rv, vcpu);
-	if (rmpt_flavour_has_private_mem(ctx->flavour) && ctx->flavour == RMPT_SNP &&
-	    rmpt_snp_term_exit(vcpu, &set, &code))
+	if (ctx->rv->ops->protected_state && rmpt_snp_term_exit(vcpu, &set, &code))
 		TEST_FAIL("SNP guest asked to terminate: reason set %u code %u", set, code);
 	TEST_ASSERT(exit_reason == KVM_EXIT_IO, "command %lu: expected KVM_EXIT_IO, got exit %u",
 		    cmd, exit_reason);
@@ -221,19 +219,14 @@ static void guest_do(struct test_ctx *ctx, u64 cmd, u64 gpa, u64 npages, u64 arg
 	}
 }
 
-static void sync_guest_globals(struct rmpt_vm *rv)
-{
-	guest_flavour = rv->flavour;
-	sync_global_to_guest(rv->vm, guest_flavour);
-}
-
-/* legacy_v6 measures plaintext into its private pages at launch. */
-static void legacy_plaintext(struct rmpt_vm *rv)
+static void setup_guest(struct rmpt_vm *rv)
 {
 	u64 i;
 
-	sync_guest_globals(rv);
-	for (i = 0; i < LEGACY_PRIVATE / sizeof(u64); i++)
+	guest_protected_state = rv->ops->protected_state;
+	sync_global_to_guest(rv->vm, guest_protected_state);
+	/* The plaintext that launch measures into the launch-private pages. */
+	for (i = 0; rv->ops->launch_private && i < LAUNCH_PRIVATE / sizeof(u64); i++)
 		((u64 *)rv->data_hva)[i] = GUEST_PATTERN + i;
 }
 
@@ -246,30 +239,40 @@ static void create_vm(struct test_ctx *ctx)
 		.data_size = DATA_SIZE,
 		.backing = VM_MEM_SRC_ANONYMOUS_THP,
 		.numa_node = -1,
-		.legacy_private_size = ctx->flavour == RMPT_LEGACY_V6 ? LEGACY_PRIVATE : 0,
-		.setup = ctx->flavour == RMPT_LEGACY_V6 ? legacy_plaintext : sync_guest_globals,
+		.launch_private_size = LAUNCH_PRIVATE,
+		.setup = setup_guest,
 	};
 
 	ctx->rv = rmpt_vm_create(ctx->caps, &params);
 	ctx->ctrl = rmpt_data_hva(ctx->rv, CTRL_GPA);
 }
 
+/* Where the host reaches private memory, or SKIP naming what is missing. */
 static char *view_or_skip(struct test_ctx *ctx, u64 gpa)
 {
-	if (ctx->flavour == RMPT_LEGACY_V6)
-		return rmpt_data_hva(ctx->rv, gpa);
 	if (!ctx->rv->view)
 		case_skip("%s", ctx->rv->view_why);
 	return rmpt_view_hva(ctx->rv, gpa);
 }
 
 /*
- * The guest's own private data, where the flavour gives the guest private
- * memory: converted and stamped before the host's attempts, checked after.
+ * Page i of a case's private pages in range r: in place since launch on a
+ * launch_private flavour, else a random page the case makes private.
+ */
+static u64 private_page(struct test_ctx *ctx, int r, int i)
+{
+	if (ctx->rv->ops->launch_private)
+		return RMPT_DATA_GPA + i * SZ_4K;
+	return random_page(ctx, r);
+}
+
+/*
+ * The guest's own private data, where the flavour converts at run time:
+ * converted and stamped before the host's attempts, checked after.
  */
 static void guest_private_stamp(struct test_ctx *ctx, u64 gpa)
 {
-	if (!rmpt_flavour_has_private_mem(ctx->flavour))
+	if (!ctx->rv->ops->private_mem)
 		return;
 	guest_do(ctx, CMD_CONVERT, gpa, 1, true);
 	guest_do(ctx, CMD_STAMP, gpa, 1, GUEST_PATTERN);
@@ -277,9 +280,9 @@ static void guest_private_stamp(struct test_ctx *ctx, u64 gpa)
 
 static void guest_private_unchanged(struct test_ctx *ctx, u64 gpa)
 {
-	if (!rmpt_flavour_has_private_mem(ctx->flavour)) {
+	if (!ctx->rv->ops->private_mem) {
 		ksft_print_msg("%s VMs give the guest no private memory: %s\n",
-			       rmpt_flavour_name(ctx->flavour),
+			       ctx->rv->ops->name,
 			       "checked that no host access completed");
 		return;
 	}
@@ -291,7 +294,7 @@ static void host_stamp(struct test_ctx *ctx, u64 gpa, u64 npages, u64 pattern)
 	u64 i;
 
 	for (i = 0; i < npages; i++)
-		rmpt_expect_no_sigbus_write((u64 *)rmpt_data_hva(ctx->rv, gpa + i * RMPT_SZ_4K) +
+		rmpt_expect_no_sigbus_write((u64 *)rmpt_data_hva(ctx->rv, gpa + i * SZ_4K) +
 					    HOST_WORD, pattern + i);
 }
 
@@ -299,44 +302,23 @@ static void host_stamp(struct test_ctx *ctx, u64 gpa, u64 npages, u64 pattern)
 
 static void shared_write_visible(struct test_ctx *ctx)
 {
-	u64 gpa = random_page(ctx, next_random(ctx) % NR_RANGES) & ~(8 * RMPT_SZ_4K - 1);
+	u64 gpa = random_page(ctx, next_random(ctx) % NR_RANGES) & ~(8 * SZ_4K - 1);
 
-	if (gpa < RMPT_DATA_GPA + LEGACY_PRIVATE)
-		gpa += LEGACY_PRIVATE;
+	if (gpa < RMPT_DATA_GPA + LAUNCH_PRIVATE)
+		gpa += LAUNCH_PRIVATE;
 	host_stamp(ctx, gpa, 8, HOST_PATTERN);
 	guest_do(ctx, CMD_VERIFY_HOST, gpa, 8, HOST_PATTERN + ctx->inverted);
 }
 
-static void expect_sigbus(struct test_ctx *ctx, char *addr, bool write)
-{
-	char why[256];
-	struct rmpt_fault f;
-	bool done;
-
-	done = write ? rmpt_try_write(addr, HOST_PATTERN, &f) :
-		       rmpt_try_read(addr, &(u64){0}, &f);
-	TEST_ASSERT(!done, "host %s of private memory at %p completed: expected SIGBUS",
-		    write ? "write" : "read", addr);
-	TEST_ASSERT(!rmpt_check_sigbus(&f, addr + ctx->inverted, BUS_ADRERR, why, sizeof(why)),
-		    "host %s: %s", write ? "write" : "read", why);
-}
-
-/* Host reads of private memory: SIGBUS upstream, ciphertext on legacy_v6. */
-static bool private_reads_fault(struct test_ctx *ctx)
-{
-	return ctx->flavour != RMPT_LEGACY_V6;
-}
-
 static void private_write_sigbus(struct test_ctx *ctx)
 {
-	u64 gpa = ctx->flavour == RMPT_LEGACY_V6 ? RMPT_DATA_GPA : random_page(ctx, 1);
-	u64 boundary = ctx->flavour == RMPT_LEGACY_V6 ? 0 : RMPT_DATA_GPA + 2 * RMPT_SZ_2M;
+	u64 gpa = private_page(ctx, 1, 0), boundary = RMPT_DATA_GPA + 2 * SZ_2M;
 	char *targets[4] = {};
 	size_t i;
 
 	targets[0] = view_or_skip(ctx, gpa);			/* 4K page start */
 	targets[1] = targets[0] + 0x128;			/* inside the page */
-	if (boundary) {
+	if (!ctx->rv->ops->launch_private) {		/* pages the case picks */
 		targets[2] = view_or_skip(ctx, boundary) - 8;	/* last word below 2M */
 		targets[3] = view_or_skip(ctx, boundary);	/* first word of a 2M range */
 	}
@@ -345,9 +327,9 @@ static void private_write_sigbus(struct test_ctx *ctx)
 	for (i = 0; i < ARRAY_SIZE(targets) && targets[i]; i++) {
 		if (verbose)
 			ksft_print_msg("host write and read at %p\n", targets[i]);
-		expect_sigbus(ctx, targets[i], true);
-		if (private_reads_fault(ctx))
-			expect_sigbus(ctx, targets[i], false);
+		rmpt_expect_sigbus(targets[i], true, ctx->inverted);
+		if (!ctx->rv->ops->host_reads_private)
+			rmpt_expect_sigbus(targets[i], false, ctx->inverted);
 	}
 	guest_private_unchanged(ctx, gpa);
 }
@@ -359,12 +341,11 @@ static void private_sigbus_threads(struct test_ctx *ctx)
 	u64 gpa;
 
 	for (i = 0; i < SIGBUS_THREADS; i++) {
-		gpa = ctx->flavour == RMPT_LEGACY_V6 ? RMPT_DATA_GPA + i * RMPT_SZ_4K :
-		      random_page(ctx, i % NR_RANGES);
+		gpa = private_page(ctx, i % NR_RANGES, i);
 		addrs[i] = view_or_skip(ctx, gpa) + 8 * (next_random(ctx) % 512);
 	}
 	mismatches = rmpt_sigbus_storm(addrs, SIGBUS_THREADS, 500, ctx->inverted,
-				       private_reads_fault(ctx));
+				       !ctx->rv->ops->host_reads_private);
 	TEST_ASSERT(!mismatches,
 		    "%d threads x 500 accesses: expected all to SIGBUS at their address, %d did not",
 		    SIGBUS_THREADS, mismatches);
@@ -392,7 +373,7 @@ static void *spin_vcpu(void *arg)
 {
 	struct spinner *s = arg;
 
-	guest_do(s->ctx, CMD_SPIN, s->gpa, RMPT_SZ_2M / RMPT_SZ_4K, 0);
+	guest_do(s->ctx, CMD_SPIN, s->gpa, SZ_2M / SZ_4K, 0);
 	return NULL;
 }
 
@@ -408,46 +389,44 @@ static void discard_under_running_guest(struct test_ctx *ctx, u64 range, u64 vic
 	for (i = 0; i < 10000 && !READ_ONCE(ctx->ctrl->spins); i++)
 		usleep(1000);
 	TEST_ASSERT(READ_ONCE(ctx->ctrl->spins), "the guest did not start reading the range");
-	TEST_ASSERT(!rmpt_discard_shared(ctx->rv, victim, RMPT_SZ_4K, MADV_DONTNEED),
+	TEST_ASSERT(!rmpt_discard_shared(ctx->rv, victim, SZ_4K, MADV_DONTNEED),
 		    "MADV_DONTNEED of GPA 0x%lx: %s", victim, strerror(errno));
 	WRITE_ONCE(ctx->ctrl->stop, 1);
 	pthread_join(s.tid, NULL);
 }
 
-/* How one 4K of the range stops being shared, per flavour. */
-static void take_one_4k(struct test_ctx *ctx, u64 range, u64 victim)
+/*
+ * Make pages [first, last) of the 2M range at range private: the guest
+ * converts one (its shared 4K is discarded), or they are private since
+ * launch, in place.  A flavour without private memory gets the same
+ * split from a 4K MADV_DONTNEED under the running guest.
+ */
+static void take_private(struct test_ctx *ctx, u64 range, u64 first, u64 last)
 {
-	switch (ctx->flavour) {
-	case RMPT_SNP:
-	case RMPT_SW_PROTECTED:
-		guest_do(ctx, CMD_CONVERT, victim, 1, true);	/* discards the shared 4K */
-		break;
-	case RMPT_LEGACY_V6:
-		break;		/* private since launch: the host's write below splits */
-	default:
-		discard_under_running_guest(ctx, range, victim);
-	}
+	if (ctx->rv->ops->private_mem)
+		guest_do(ctx, CMD_CONVERT, range + first * SZ_4K, last - first, true);
+	else if (!ctx->rv->ops->launch_private)
+		discard_under_running_guest(ctx, range, range + first * SZ_4K);
 }
 
 static void mixed_2m_split(struct test_ctx *ctx)
 {
-	u64 range = ctx->flavour == RMPT_LEGACY_V6 ? RMPT_DATA_GPA :
-		    RMPT_DATA_GPA + (1 + next_random(ctx) % (NR_RANGES - 1)) * RMPT_SZ_2M;
-	u64 victim = ctx->flavour == RMPT_LEGACY_V6 ? RMPT_DATA_GPA : random_page(ctx, 3);
-	u64 npages = RMPT_SZ_2M / RMPT_SZ_4K, vi, split;
+	bool in_place = ctx->rv->ops->launch_private;
+	u64 range = in_place ? RMPT_DATA_GPA :
+		    RMPT_DATA_GPA + (1 + next_random(ctx) % (NR_RANGES - 1)) * SZ_2M;
+	u64 first = in_place ? 0 : (random_page(ctx, 3) - RMPT_DATA_GPA) % SZ_2M / SZ_4K;
+	u64 last = in_place ? LAUNCH_PRIVATE / SZ_4K : first + 1;
+	u64 npages = SZ_2M / SZ_4K, after = last * SZ_4K, split;
 	char *hva = rmpt_data_hva(ctx->rv, range);
-	struct rmpt_thp_stats before, after;
+	struct rmpt_thp_stats before, stats;
 	char why[256];
 	int mapped;
 
 	if (!rmpt_thp_usable(ctx->caps, why, sizeof(why)))
 		case_skip("%s", why);
-	if (ctx->flavour != RMPT_LEGACY_V6)
-		victim = range + (victim - RMPT_DATA_GPA) % RMPT_SZ_2M;
-	vi = (victim - range) / RMPT_SZ_4K;
-
-	if (ctx->flavour == RMPT_LEGACY_V6)
-		memset(hva + LEGACY_PRIVATE, 0, RMPT_SZ_2M - LEGACY_PRIVATE);
+	/* Fault the 2M in: the guest stamps it, or the host where the guest cannot. */
+	if (in_place)
+		memset(hva + after, 0, SZ_2M - after);
 	else
 		guest_do(ctx, CMD_STAMP, range, npages, GUEST_PATTERN);
 	mapped = rmpt_pmd_mapped(hva);
@@ -456,54 +435,37 @@ static void mixed_2m_split(struct test_ctx *ctx)
 			  mapped);
 
 	rmpt_thp_stats_read(&before);
-	take_one_4k(ctx, range, victim);
-	if (ctx->flavour == RMPT_LEGACY_V6)
-		host_stamp(ctx, range + LEGACY_PRIVATE, npages - LEGACY_PRIVATE / RMPT_SZ_4K,
-			   HOST_PATTERN);
-	else
-		host_stamp(ctx, range, vi, HOST_PATTERN);
-	rmpt_thp_stats_read(&after);
+	take_private(ctx, range, first, last);
+	host_stamp(ctx, range, first, HOST_PATTERN);
+	host_stamp(ctx, range + after, npages - last, HOST_PATTERN + last);
+	rmpt_thp_stats_read(&stats);
 
 	mapped = rmpt_pmd_mapped(hva);
-	split = rmpt_thp_stat_delta(&before, &after, RMPT_THP_SPLIT_PMD);
+	split = rmpt_thp_stat_delta(&before, &stats, RMPT_THP_SPLIT_PMD);
 	TEST_ASSERT(split != RMPT_STAT_ABSENT,
 		    "thp_split_pmd: expected a /proc/vmstat counter, got none (CONFIG_VM_EVENT_COUNTERS=n)");
 	ksft_print_msg("%s: 4K at GPA 0x%lx taken, thp_split_pmd +%lu, PMD-mapped %d\n",
-		       rmpt_flavour_name(ctx->flavour), victim, split, mapped);
+		       ctx->rv->ops->name, range + first * SZ_4K, split, mapped);
 	TEST_ASSERT(mapped == ctx->inverted,
 		    "2M range at GPA 0x%lx: expected PMD-mapped %d after the split, got %d",
 		    range, ctx->inverted, mapped);
 	TEST_ASSERT(split > 0, "thp_split_pmd: expected a positive delta, got %lu", split);
-
-	if (ctx->flavour == RMPT_LEGACY_V6)
+	if (in_place)
 		return;
-	/* The 511 other pages: host writes land, guest sees them and its own data. */
-	host_stamp(ctx, victim + RMPT_SZ_4K, npages - vi - 1, HOST_PATTERN + vi + 1);
-	guest_do(ctx, CMD_VERIFY_HOST, range, vi, HOST_PATTERN);
-	guest_do(ctx, CMD_VERIFY_HOST, victim + RMPT_SZ_4K, npages - vi - 1,
-		 HOST_PATTERN + vi + 1);
-	guest_do(ctx, CMD_VERIFY_GUEST, range, vi, GUEST_PATTERN);
-	guest_do(ctx, CMD_VERIFY_GUEST, victim + RMPT_SZ_4K, npages - vi - 1,
-		 GUEST_PATTERN + vi + 1);
-}
-
-static void expect_errno(struct test_ctx *ctx, const char *what, int ret)
-{
-	int want = ctx->inverted ? 0 : -EFAULT;
-
-	TEST_ASSERT(ret == want, "%s into private memory: expected %s, got %s", what,
-		    want ? strerror(-want) : "success", ret ? strerror(-ret) : "success");
+	/* The 511 other pages: the guest sees the host's writes and its own data. */
+	guest_do(ctx, CMD_VERIFY_HOST, range, first, HOST_PATTERN);
+	guest_do(ctx, CMD_VERIFY_HOST, range + after, npages - last, HOST_PATTERN + last);
+	guest_do(ctx, CMD_VERIFY_GUEST, range, first, GUEST_PATTERN);
+	guest_do(ctx, CMD_VERIFY_GUEST, range + after, npages - last, GUEST_PATTERN + last);
 }
 
 static void private_syscall_efault(struct test_ctx *ctx)
 {
 	u64 gpa = random_page(ctx, 4);
-	char *dst = view_or_skip(ctx, gpa & ~(RMPT_SZ_4K - 1));
+	char *dst = view_or_skip(ctx, gpa & ~(SZ_4K - 1));
 
 	guest_private_stamp(ctx, gpa);
-	expect_errno(ctx, "read() from a pipe", rmpt_pipe_read_into(dst, RMPT_SZ_4K));
-	expect_errno(ctx, "read() from /dev/zero", rmpt_devzero_read_into(dst, RMPT_SZ_4K));
-	expect_errno(ctx, "process_vm_writev()", rmpt_process_vm_write_into(dst, RMPT_SZ_4K));
+	rmpt_expect_kernel_writes(dst, SZ_4K, ctx->inverted ? 0 : -EFAULT);
 	guest_private_unchanged(ctx, gpa);
 }
 
@@ -518,11 +480,11 @@ static void private_unmappable(struct test_ctx *ctx)
 	int fd, err;
 	void *map;
 
-	fd = vm_create_guest_memfd(ctx->rv->vm, RMPT_SZ_2M, 0);
-	map = mmap(NULL, RMPT_SZ_2M, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	fd = vm_create_guest_memfd(ctx->rv->vm, SZ_2M, 0);
+	map = mmap(NULL, SZ_2M, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	err = map == MAP_FAILED ? errno : 0;
 	if (map != MAP_FAILED)
-		munmap(map, RMPT_SZ_2M);
+		munmap(map, SZ_2M);
 	close(fd);
 	TEST_ASSERT((err == ENODEV) != ctx->inverted,
 		    "mmap of a guest_memfd without MMAP: expected %s, got %s",
@@ -532,7 +494,7 @@ static void private_unmappable(struct test_ctx *ctx)
 			       "this kernel maps guest_memfd with GUEST_MEMFD_FLAG_MMAP (6.18+)");
 		return;
 	}
-	fd = __vm_create_guest_memfd(ctx->rv->vm, RMPT_SZ_2M, GUEST_MEMFD_FLAG_MMAP);
+	fd = __vm_create_guest_memfd(ctx->rv->vm, SZ_2M, GUEST_MEMFD_FLAG_MMAP);
 	err = fd < 0 ? errno : 0;
 	if (fd >= 0)
 		close(fd);
@@ -578,29 +540,51 @@ static void legacy_read_ciphertext(struct test_ctx *ctx)
 
 /* ---- cases, flavours, results ------------------------------------------- */
 
-#define ALL_FLAVOURS	(BIT(RMPT_SNP) | BIT(RMPT_SW_PROTECTED) | BIT(RMPT_DEFAULT) | \
-			 BIT(RMPT_LEGACY_V6))
-#define PRIVATE_MEM	(BIT(RMPT_SNP) | BIT(RMPT_SW_PROTECTED))
-#define GMEM_FLAVOURS	(PRIVATE_MEM | BIT(RMPT_DEFAULT))
+/* Which flavours a case runs on, by what the flavour does. */
+enum case_needs {
+	ANY_FLAVOUR,
+	CONVERSIONS,		/* the guest converts at run time */
+	GUEST_MEMFD,		/* private memory in guest_memfd, not in place */
+	MEASURED_GMEM,		/* snp: a measured launch into guest_memfd */
+	HOST_READS_PRIVATE,	/* a host read of private memory completes */
+};
 
 struct test_case {
 	const char *name;
-	unsigned long flavours;
+	enum case_needs needs;
 	void (*run)(struct test_ctx *ctx);
 };
 
 static const struct test_case cases[] = {
-	{ "shared_write_visible", ALL_FLAVOURS, shared_write_visible },
-	{ "private_write_sigbus", ALL_FLAVOURS, private_write_sigbus },
-	{ "private_sigbus_threads", ALL_FLAVOURS, private_sigbus_threads },
-	{ "shared_alias_isolated", PRIVATE_MEM, shared_alias_isolated },
-	{ "mixed_2m_split", ALL_FLAVOURS, mixed_2m_split },
-	{ "private_syscall_efault", GMEM_FLAVOURS, private_syscall_efault },
-	{ "private_unmappable", GMEM_FLAVOURS, private_unmappable },
-	{ "convert_back_shared", PRIVATE_MEM, convert_back_shared },
-	{ "launch_update_private", BIT(RMPT_SNP), launch_update_private },
-	{ "legacy_read_ciphertext", BIT(RMPT_LEGACY_V6), legacy_read_ciphertext },
+	{ "shared_write_visible", ANY_FLAVOUR, shared_write_visible },
+	{ "private_write_sigbus", ANY_FLAVOUR, private_write_sigbus },
+	{ "private_sigbus_threads", ANY_FLAVOUR, private_sigbus_threads },
+	{ "shared_alias_isolated", CONVERSIONS, shared_alias_isolated },
+	{ "mixed_2m_split", ANY_FLAVOUR, mixed_2m_split },
+	{ "private_syscall_efault", GUEST_MEMFD, private_syscall_efault },
+	{ "private_unmappable", GUEST_MEMFD, private_unmappable },
+	{ "convert_back_shared", CONVERSIONS, convert_back_shared },
+	{ "launch_update_private", MEASURED_GMEM, launch_update_private },
+	{ "legacy_read_ciphertext", HOST_READS_PRIVATE, legacy_read_ciphertext },
 };
+
+static bool case_runs_on(const struct test_case *tc, enum rmpt_flavour f)
+{
+	const struct rmpt_flavour_ops *ops = rmpt_flavour(f);
+
+	switch (tc->needs) {
+	case CONVERSIONS:
+		return ops->private_mem;
+	case GUEST_MEMFD:
+		return !ops->launch_private;
+	case MEASURED_GMEM:
+		return ops->private_mem && ops->protected_state;
+	case HOST_READS_PRIVATE:
+		return ops->host_reads_private;
+	default:
+		return true;
+	}
+}
 
 #define KERNEL_LOG_CASE	"kernel_log_clean"
 /* For -X kernel_log_clean: a line the scan must flag, saying what it is. */
@@ -608,11 +592,11 @@ static const struct test_case cases[] = {
 
 static u64 case_seed(u32 seed, const char *name, enum rmpt_flavour f)
 {
-	u64 h = 0xcbf29ce484222325ULL ^ seed ^ ((u64)f << 32);
+	u64 h = RMPT_FNV_OFFSET ^ seed ^ ((u64)f << 32);
 
 	while (*name)
-		h = (h ^ (u8)*name++) * 0x100000001b3ULL;
-	return h ? h : 1;
+		h = rmpt_fnv_mix(h, (u8)*name++);
+	return h;
 }
 
 static void __noreturn run_child(const struct test_case *tc, struct test_ctx *ctx)
@@ -689,7 +673,7 @@ static void run_flavour(const struct rmpt_caps *caps, enum rmpt_flavour f, u32 s
 
 	if (!rmpt_flavour_usable(caps, f, why, sizeof(why))) {
 		for (i = 0; i < ARRAY_SIZE(cases); i++) {
-			if (!(cases[i].flavours & BIT(f)))
+			if (!case_runs_on(&cases[i], f))
 				continue;
 			snprintf(name, sizeof(name), "%s.%s", cases[i].name, rmpt_flavour_name(f));
 			rmpt_test_result_skip(name, "%s", why);
@@ -700,7 +684,7 @@ static void run_flavour(const struct rmpt_caps *caps, enum rmpt_flavour f, u32 s
 	}
 	mark_err = rmpt_kmsg_mark(rmpt_flavour_name(f), marker, sizeof(marker));
 	for (i = 0; i < ARRAY_SIZE(cases); i++)
-		if (cases[i].flavours & BIT(f))
+		if (case_runs_on(&cases[i], f))
 			run_case(&cases[i], caps, f, seed);
 	kernel_log_result(f, marker, mark_err);
 }
@@ -715,7 +699,7 @@ static int nr_results(unsigned long flavours)
 			continue;
 		n++;	/* kernel_log_clean */
 		for (i = 0; i < ARRAY_SIZE(cases); i++)
-			n += !!(cases[i].flavours & BIT(f));
+			n += case_runs_on(&cases[i], f);
 	}
 	return n;
 }
@@ -747,7 +731,7 @@ static void __noreturn print_usage(const char *prog, int status)
 
 int main(int argc, char *argv[])
 {
-	unsigned long flavours = ALL_FLAVOURS;
+	unsigned long flavours = GENMASK(RMPT_NR_FLAVOURS - 1, 0);
 	struct rmpt_caps caps;
 	enum rmpt_flavour f;
 	char skip_why[256];
@@ -796,7 +780,7 @@ int main(int argc, char *argv[])
 	rmpt_caps_probe(&caps);
 	if (!rmpt_flavour_usable(&caps, RMPT_DEFAULT, skip_why, sizeof(skip_why)))
 		ksft_exit_skip("%s\n", skip_why);
-	skip_reason = mmap(NULL, RMPT_SZ_4K, PROT_READ | PROT_WRITE,
+	skip_reason = mmap(NULL, SZ_4K, PROT_READ | PROT_WRITE,
 			   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	TEST_ASSERT(skip_reason != MAP_FAILED, "mmap: %s", strerror(errno));
 
@@ -808,7 +792,7 @@ int main(int argc, char *argv[])
 	for (f = 0; f < RMPT_NR_FLAVOURS; f++)
 		if (flavours & BIT(f))
 			run_flavour(&caps, f, seed);
-	munmap(skip_reason, RMPT_SZ_4K);
+	munmap(skip_reason, SZ_4K);
 	/* kselftest counts an all-SKIP run as a pass; it is a skip. */
 	if (!ksft_get_pass_cnt() && !ksft_get_fail_cnt()) {
 		ksft_print_msg("no case could run on the flavours asked for\n");

@@ -5,6 +5,8 @@
  * stamps through its own mapping and writes new ones, the guest verifies
  * those.  The region must be mapped by huge pages while the guest runs.
  */
+#include <linux/sizes.h>
+
 #include "test_util.h"
 #include "kvm_util.h"
 #include "processor.h"
@@ -12,8 +14,8 @@
 
 #define SMOKE_GPA	(4ULL << 30)
 #define SMOKE_SLOT	10
-#define SMOKE_SIZE	(32 * RMPT_SZ_2M)
-#define SMOKE_PAGES	(SMOKE_SIZE / RMPT_SZ_4K)
+#define SMOKE_SIZE	(32UL * SZ_2M)
+#define SMOKE_PAGES	(SMOKE_SIZE / SZ_4K)
 
 #define GUEST_STAMP(i)	(0x6775657374000000UL | (i))	/* "guest" */
 #define HOST_STAMP(i)	(0x686f737400000000UL | (i))	/* "host" */
@@ -23,11 +25,11 @@ static void guest_code(void)
 	u64 i, got;
 
 	for (i = 0; i < SMOKE_PAGES; i++)
-		WRITE_ONCE(*(u64 *)(SMOKE_GPA + i * RMPT_SZ_4K), GUEST_STAMP(i));
+		WRITE_ONCE(*(u64 *)(SMOKE_GPA + i * SZ_4K), GUEST_STAMP(i));
 	GUEST_SYNC(1);
 
 	for (i = 0; i < SMOKE_PAGES; i++) {
-		got = READ_ONCE(*(u64 *)(SMOKE_GPA + i * RMPT_SZ_4K));
+		got = READ_ONCE(*(u64 *)(SMOKE_GPA + i * SZ_4K));
 		__GUEST_ASSERT(got == HOST_STAMP(i),
 			       "page %lu: expected host stamp 0x%lx, got 0x%lx",
 			       i, HOST_STAMP(i), got);
@@ -81,7 +83,7 @@ int main(void)
 
 	run_until(vcpu, UCALL_SYNC);
 	for (i = 0; i < SMOKE_PAGES; i++) {
-		u64 *page = hva + i * RMPT_SZ_4K / sizeof(*hva);
+		u64 *page = hva + i * SZ_4K / sizeof(*hva);
 
 		TEST_ASSERT(*page == GUEST_STAMP(i),
 			    "page %lu: expected guest stamp 0x%lx, got 0x%lx",

@@ -5,6 +5,7 @@
  * out, and flavour names.  No /dev/kvm needed.
  */
 #include <string.h>
+#include <linux/sizes.h>
 
 #include "test_util.h"
 #include "snp_util.h"
@@ -48,20 +49,20 @@ static const char *verdict(bool valid, bool to_private)
 
 static void test_map_gpa_requests(void)
 {
-	struct rmpt_vm rv = { .data_gpa = 4ULL << 30, .data_size = 4 * RMPT_SZ_2M };
+	struct rmpt_vm rv = { .data_gpa = 4ULL << 30, .data_size = 4 * SZ_2M };
 	static const struct {
 		u64 gpa, npages, attrs;
 		bool valid, to_private;
 	} reqs[] = {
 		{ 4ULL << 30, 1, 0x10, true, true },		/* 4K to private */
 		{ (4ULL << 30) + 0x5000, 3, 0x0, true, false },	/* 4K pages to shared */
-		{ (4ULL << 30) + RMPT_SZ_2M, 512, 0x11, true, true },	/* a 2M entry */
+		{ (4ULL << 30) + SZ_2M, 512, 0x11, true, true },	/* a 2M entry */
 		{ (4ULL << 30) + 0x800, 1, 0x10, false },	/* GPA not page-aligned */
 		{ 4ULL << 30, 0, 0x10, false },			/* no pages */
 		{ 4ULL << 30, 1, 0x30, false },			/* reserved bit 5 */
 		{ 4ULL << 30, 1, 0x13, false },			/* page size 3 */
 		{ (4ULL << 30) - 0x1000, 1, 0x10, false },	/* below the data region */
-		{ (4ULL << 30) + 4 * RMPT_SZ_2M - 0x1000, 2, 0x0, false },	/* runs past it */
+		{ (4ULL << 30) + 4 * SZ_2M - 0x1000, 2, 0x0, false },	/* runs past it */
 		{ 4ULL << 30, -1ULL, 0x0, false },		/* absurd count */
 	};
 	bool ok = true, to_private, valid;

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * The self-validating stamps of include/snp_stamp.h and lib/stamp.c, which
- * the guest and the host threads of snp_thp_split_stress write and check.
+ * The self-validating stamps of include/snp_stamp.h, which the guest and
+ * the host threads of snp_thp_split_stress write and check.
  * Every expected stamp below is a literal worked out from the layout in
  * the header (magic a5, writer, low 16 bits of the page, 24-bit seq, and
  * the top byte of (stamp >> 8) * 0x9e3779b97f4a7c15), never the output of
