@@ -308,6 +308,24 @@ skip_reason() {
 	}' "$1"
 }
 
+# tail may stop short of the log's end (seen in a lab guest, whose log is
+# on 9p): copy the rest, continuing a line it left unterminated.
+copy_rest() {
+	local streamed
+
+	streamed=$(stat -c %s -- "$CURRENT_LOG.streamed")
+	if (($(stat -c %s -- "$CURRENT_LOG") > streamed)); then
+		tail -c +$((streamed + 1)) -- "$CURRENT_LOG" | {
+			if [[ -n $(tail -c 1 -- "$CURRENT_LOG.streamed") ]]; then
+				IFS= read -r line
+				printf '%s\n' "$line" | tee -a -- "$KTAP_COPY"
+			fi
+			prefixed
+		}
+	fi
+	rm -f -- "$CURRENT_LOG.streamed"
+}
+
 # Kill what the test left in its process group, let the copy of its log
 # finish, then kill whoever still holds the log: a child that left the
 # group (setsid, daemon).
@@ -323,6 +341,7 @@ end_test() {
 	fi
 	wait "$STREAM_PID" || true
 	STREAM_PID=""
+	copy_rest
 	while read -r pid; do
 		note "killing pid $pid ($(cat "/proc/$pid/comm" 2>/dev/null)): it left the test's process group"
 		kill -KILL "$pid" 2>/dev/null || true
@@ -348,7 +367,8 @@ run_one() {
 	SNP_RMP_METRICS=$metrics timeout --kill-after="$KILL_AFTER" "$TIMEOUT" \
 		stdbuf --output=L "./$name" </dev/null >"$CURRENT_LOG" 2>&1 &
 	TEST_PID=$!
-	tail -s 0.1 -n +1 -f --pid="$TEST_PID" -- "$CURRENT_LOG" | prefixed &
+	tail -s 0.1 -n +1 -f --pid="$TEST_PID" -- "$CURRENT_LOG" |
+		tee -- "$CURRENT_LOG.streamed" | prefixed &
 	STREAM_PID=$!
 	# 2>/dev/null: no "Killed" job notice from the shell; the result says it.
 	wait "$TEST_PID" 2>/dev/null || rc=$?
