@@ -181,6 +181,7 @@ int rmpt_discard_shared(struct rmpt_vm *rv, u64 gpa, u64 size, int advice);
 int rmpt_convert(struct rmpt_vm *rv, u64 gpa, u64 size, bool to_private);
 bool rmpt_map_gpa_request_valid(const struct rmpt_vm *rv, u64 gpa, u64 npages, u64 attrs,
 				bool *to_private);
+void rmpt_map_gpa_range_exit(struct rmpt_vm *rv, struct kvm_run *run);
 u32 rmpt_vcpu_run(struct rmpt_vm *rv, struct kvm_vcpu *vcpu);
 u64 rmpt_get_ucall(struct rmpt_vm *rv, struct kvm_vcpu *vcpu, struct ucall *uc);
 

@@ -67,7 +67,7 @@ bool rmpt_map_gpa_request_valid(const struct rmpt_vm *rv, u64 gpa, u64 npages, u
  * args[2] attributes.  A malformed request is answered with an error in
  * hypercall.ret, which KVM passes on to the guest, instead of being done.
  */
-static void handle_map_gpa_range(struct rmpt_vm *rv, struct kvm_run *run)
+void rmpt_map_gpa_range_exit(struct rmpt_vm *rv, struct kvm_run *run)
 {
 	u64 gpa = run->hypercall.args[0], npages = run->hypercall.args[1];
 	bool to_private;
@@ -115,7 +115,7 @@ u32 rmpt_vcpu_run(struct rmpt_vm *rv, struct kvm_vcpu *vcpu)
 		}
 		if (run->exit_reason == KVM_EXIT_HYPERCALL &&
 		    run->hypercall.nr == KVM_HC_MAP_GPA_RANGE) {
-			handle_map_gpa_range(rv, run);
+			rmpt_map_gpa_range_exit(rv, run);
 			continue;
 		}
 		return run->exit_reason;
