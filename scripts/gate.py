@@ -23,6 +23,8 @@ Exit status: 0 no regression, 1 regression, 2 usage error or bad input.
 
 import argparse
 import datetime
+import gzip
+import hashlib
 import json
 import math
 import os
@@ -291,7 +293,7 @@ def notes_on_context(base_manifest, cur_manifest, base_runs, cur_runs):
     """Say when the two runs were not made alike: the numbers may differ
     for reasons other than the code.  Seeds are left out of the params: a
     run picks a new one each time, by design."""
-    for key in ("kernel", "cpu", "cpus", "quick"):
+    for key in ("kernel", "kernel_build", "kernel_config_sha256", "cpu", "cpus", "quick"):
         b, c = base_manifest.get(key), cur_manifest.get(key)
         if b is not None and c is not None and b != c:
             print(f"gate: note: {key} differs: baseline {b!r}, current {c!r}")
@@ -378,12 +380,29 @@ def project_describe():
     return out.stdout.strip() or None
 
 
+def read_text(path, mode="r"):
+    """A file's contents, or empty if it cannot be read."""
+    try:
+        with open(path, mode) as f:
+            return f.read()
+    except OSError:
+        return "" if mode == "r" else b""
+
+
+def config_sha256():
+    """Which kernel configuration ran: /proc/config.gz (IKCONFIG_PROC)."""
+    data = read_text("/proc/config.gz", "rb")
+    return hashlib.sha256(gzip.decompress(data)).hexdigest() if data else None
+
+
 def cmd_manifest(opts):
     """Write DIR/manifest.json: where, when and how the runs were made."""
     manifest = {
         "schema": MANIFEST_SCHEMA,
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "kernel": platform.release(),
+        "kernel_build": read_text("/proc/version").strip(),
+        "kernel_config_sha256": config_sha256(),
         "machine": platform.machine(),
         "cpu": cpu_model(),
         "cpus": os.cpu_count(),
