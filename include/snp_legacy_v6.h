@@ -23,13 +23,10 @@
 /* v6 LAUNCH_UPDATE page types; 2 (VMSA) was still accepted then. */
 #define RMPT_V6_PAGE_TYPE_NORMAL	0x1
 #define RMPT_V6_PAGE_TYPE_VMSA		0x2
-#define RMPT_V6_PAGE_TYPE_ZERO		0x3
-#define RMPT_V6_PAGE_TYPE_UNMEASURED	0x4
-#define RMPT_V6_PAGE_TYPE_SECRETS	0x5
-#define RMPT_V6_PAGE_TYPE_CPUID		0x6
 
 #define RMPT_V6_HOST_DATA_SIZE		32
 
+/* Layouts: tests/unit/snp_encoding_test.c checks every size and offset. */
 struct rmpt_v6_snp_init {
 	u64 flags;
 };
@@ -62,30 +59,5 @@ struct rmpt_v6_snp_launch_finish {
 	u8 host_data[RMPT_V6_HOST_DATA_SIZE];
 	u8 pad[6];
 };
-
-/*
- * Layouts with natural alignment (struct alignment 8 from the u64s):
- * init:   flags 0..8                                         = 8
- * start:  policy 0, ma_uaddr 8, ma_en 16, imi_en 17,
- *         gosvw 18..34, pad 34..40                           = 40
- * update: start_gfn 0, uaddr 8, len 16..20, imi_page 20,
- *         page_type 21, vmpl3 22, vmpl2 23, vmpl1 24; 25
- *         rounded up to 8                                    = 32
- * finish: id_block_uaddr 0, id_auth_uaddr 8, id_block_en 16,
- *         auth_key_en 17, host_data 18..50, pad 50..56       = 56
- */
-kvm_static_assert(sizeof(struct rmpt_v6_snp_init) == 8);
-kvm_static_assert(sizeof(struct rmpt_v6_snp_launch_start) == 40);
-kvm_static_assert(offsetof(struct rmpt_v6_snp_launch_start, ma_en) == 16);
-kvm_static_assert(offsetof(struct rmpt_v6_snp_launch_start, gosvw) == 18);
-kvm_static_assert(offsetof(struct rmpt_v6_snp_launch_start, pad) == 34);
-kvm_static_assert(sizeof(struct rmpt_v6_snp_launch_update) == 32);
-kvm_static_assert(offsetof(struct rmpt_v6_snp_launch_update, len) == 16);
-kvm_static_assert(offsetof(struct rmpt_v6_snp_launch_update, page_type) == 21);
-kvm_static_assert(offsetof(struct rmpt_v6_snp_launch_update, vmpl1_perms) == 24);
-kvm_static_assert(sizeof(struct rmpt_v6_snp_launch_finish) == 56);
-kvm_static_assert(offsetof(struct rmpt_v6_snp_launch_finish, id_block_en) == 16);
-kvm_static_assert(offsetof(struct rmpt_v6_snp_launch_finish, host_data) == 18);
-kvm_static_assert(offsetof(struct rmpt_v6_snp_launch_finish, pad) == 50);
 
 #endif /* SELFTEST_KVM_SNP_LEGACY_V6_H */

@@ -86,8 +86,6 @@ struct rmpt_caps {
 	int kvm_amd_sev_snp;		/* kvm_amd sev_snp: 1 Y, 0 N, -1 absent */
 	bool cpuid_snp;			/* CPUID 0x8000001F EAX[4] */
 	enum rmpt_thp_mode thp;
-	long hugetlb_2m_free;		/* -1 when unknown */
-	int numa_nodes;
 	bool legacy_v6_requested;	/* SNP_RMP_LEGACY_V6=1 */
 };
 

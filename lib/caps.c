@@ -71,27 +71,6 @@ static int read_bool_param(const char *path)
 	return c == 'Y' || c == 'y' || c == '1';
 }
 
-static long read_long(const char *path)
-{
-	long val = -1;
-	FILE *f;
-
-	f = fopen(path, "r");
-	if (!f)
-		return -1;
-	if (fscanf(f, "%ld", &val) != 1)
-		val = -1;
-	fclose(f);
-	return val;
-}
-
-/* Leaves past the maximum return another leaf's data on Intel: check first. */
-static bool host_cpuid_snp(void)
-{
-	return this_cpu_property(X86_PROPERTY_MAX_EXT_LEAF) >= 0x8000001f &&
-	       this_cpu_has(X86_FEATURE_SEV_SNP);
-}
-
 /* KVM_CHECK_EXTENSION on /dev/kvm; -errno when /dev/kvm cannot be used. */
 static long kvm_cap(int kvm_fd, long cap)
 {
@@ -184,11 +163,10 @@ void rmpt_caps_probe(struct rmpt_caps *caps)
 	caps->dev_sev = !access("/dev/sev", F_OK);
 	caps->kvm_amd = !access("/sys/module/kvm_amd", F_OK);
 	caps->kvm_amd_sev_snp = read_bool_param("/sys/module/kvm_amd/parameters/sev_snp");
-	caps->cpuid_snp = host_cpuid_snp();
+	/* Leaves past the maximum return another leaf's data on Intel: check first. */
+	caps->cpuid_snp = this_cpu_property(X86_PROPERTY_MAX_EXT_LEAF) >= 0x8000001f &&
+			  this_cpu_has(X86_FEATURE_SEV_SNP);
 	caps->thp = rmpt_thp_mode();
-	caps->hugetlb_2m_free =
-		read_long("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages");
-	caps->numa_nodes = rmpt_numa_nodes();
 	caps->legacy_v6_requested = getenv("SNP_RMP_LEGACY_V6") &&
 				    !strcmp(getenv("SNP_RMP_LEGACY_V6"), "1");
 }
@@ -283,8 +261,8 @@ void rmpt_caps_print(const struct rmpt_caps *caps)
 		       caps->dev_sev ? "present" : "absent",
 		       caps->kvm_amd_sev_snp < 0 ? "absent" : caps->kvm_amd_sev_snp ? "Y" : "N",
 		       caps->cpuid_snp);
-	ksft_print_msg("mm: THP %s, free 2M hugetlb pages %ld, NUMA nodes %d\n",
-		       rmpt_thp_mode_name(caps->thp), caps->hugetlb_2m_free, caps->numa_nodes);
+	ksft_print_msg("mm: THP %s, NUMA nodes %d\n", rmpt_thp_mode_name(caps->thp),
+		       rmpt_numa_nodes());
 	for (f = 0; f < RMPT_NR_FLAVOURS; f++) {
 		if (rmpt_flavour_usable(caps, f, why, sizeof(why)))
 			ksft_print_msg("flavour %s: usable\n", rmpt_flavour_name(f));

@@ -54,20 +54,15 @@ u64 rmpt_now_ns(void)
  * relying on the fault to recur: a sent SIGBUS (kill, BUS_MCEERR_AO) would
  * not.  It stays pending until the handler returns.
  */
-static void sigbus_pass_on(void)
-{
-	struct sigaction dfl = { .sa_handler = SIG_DFL };
-
-	sigaction(SIGBUS, &dfl, NULL);
-	raise(SIGBUS);
-}
-
 static void sigbus_handler(int sig, siginfo_t *si, void *ucontext)
 {
 	struct sigbus_state *t = &sigbus_tls;
 
 	if (!READ_ONCE(t->armed)) {
-		sigbus_pass_on();
+		struct sigaction dfl = { .sa_handler = SIG_DFL };
+
+		sigaction(SIGBUS, &dfl, NULL);
+		raise(SIGBUS);
 		return;
 	}
 	t->handler_ns = rmpt_now_ns();

@@ -26,70 +26,19 @@ static void rmpt_v6_snp_init(struct kvm_vm *vm)
 	vm_sev_ioctl(vm, RMPT_V6_SEV_SNP_INIT, &init);
 }
 
-static void rmpt_v6_launch_start(struct kvm_vm *vm, u64 policy)
-{
-	struct rmpt_v6_snp_launch_start start = { .policy = policy };
-
-	vm_sev_ioctl(vm, RMPT_V6_SEV_SNP_LAUNCH_START, &start);
-}
-
 /* One LAUNCH_UPDATE; v6 handles the whole range and writes nothing back. */
-static void rmpt_v6_launch_update(struct kvm_vm *vm, u64 gpa, u64 size, u8 page_type)
+static void rmpt_v6_launch_update(struct kvm_vm *vm, u64 gpa, u64 size)
 {
 	struct rmpt_v6_snp_launch_update upd = {
 		.start_gfn = gpa >> vm->page_shift,
 		.uaddr = (u64)addr_gpa2hva(vm, gpa),
 		.len = size,
-		.page_type = page_type,
+		.page_type = RMPT_V6_PAGE_TYPE_NORMAL,
 	};
 
 	TEST_ASSERT(size <= UINT32_MAX,
 		    "v6 LAUNCH_UPDATE: expected a length that fits u32, got 0x%lx", size);
 	vm_sev_ioctl(vm, RMPT_V6_SEV_SNP_LAUNCH_UPDATE, &upd);
-}
-
-static void rmpt_v6_update_region(struct kvm_vm *vm, struct userspace_mem_region *region)
-{
-	sparsebit_idx_t i, j;
-
-	if (!region->protected_phy_pages || !sparsebit_any_set(region->protected_phy_pages))
-		return;
-	sev_register_encrypted_memory(vm, region);
-	sparsebit_for_each_set_range(region->protected_phy_pages, i, j)
-		rmpt_v6_launch_update(vm, i * vm->page_size, (j - i + 1) * vm->page_size,
-				      RMPT_V6_PAGE_TYPE_NORMAL);
-}
-
-static void rmpt_v6_launch_update_all(struct kvm_vm *vm)
-{
-	struct userspace_mem_region *region;
-	int bkt;
-
-	hash_for_each(vm->regions.slot_hash, bkt, region, slot_node)
-		rmpt_v6_update_region(vm, region);
-	vm->arch.is_pt_protected = true;
-}
-
-static void rmpt_v6_launch_finish(struct kvm_vm *vm)
-{
-	struct rmpt_v6_snp_launch_finish finish = {};
-
-	vm_sev_ioctl(vm, RMPT_V6_SEV_SNP_LAUNCH_FINISH, &finish);
-}
-
-/*
- * v6 handled PSC in the kernel: no KVM_CAP_EXIT_HYPERCALL to enable.  The
- * private_size bytes at private_gpa are measured too, which makes them
- * private (RMP-assigned) while they stay in the VMM's mapping.
- */
-static void rmpt_v6_launch(struct kvm_vm *vm, u64 policy, u64 private_gpa, u64 private_size)
-{
-	rmpt_snp_alias_page_tables(vm);
-	rmpt_v6_launch_start(vm, policy);
-	rmpt_v6_launch_update_all(vm);
-	if (private_size)
-		rmpt_v6_launch_update(vm, private_gpa, private_size, RMPT_V6_PAGE_TYPE_NORMAL);
-	rmpt_v6_launch_finish(vm);
 }
 
 static bool legacy_v6_usable(const struct rmpt_caps *caps, char *why, size_t len)
@@ -113,13 +62,36 @@ static struct kvm_vm *legacy_v6_vm_create(const struct rmpt_vm_params *p, u64 ex
 					extra_pages, p->guest_code, vcpus);
 }
 
-/* v6 pins and tracks guest RAM through the SEV region registration. */
+/*
+ * v6 pins and tracks guest RAM through the SEV region registration, and
+ * handled PSC in the kernel: no KVM_CAP_EXIT_HYPERCALL to enable.  The
+ * launch_private_size bytes at RMPT_DATA_GPA are measured too, which makes
+ * them private (RMP-assigned) while they stay in the VMM's mapping.
+ */
 static void legacy_v6_launch(struct rmpt_vm *rv, const struct rmpt_vm_params *p)
 {
-	sev_register_encrypted_memory(rv->vm, memslot2region(rv->vm, RMPT_DATA_SLOT));
-	rmpt_snp_ucall_init(rv->vm, p->nr_vcpus);
-	rmpt_v6_launch(rv->vm, rmpt_snp_policy(), RMPT_DATA_GPA,
-		       p->launch_private_size);
+	struct rmpt_v6_snp_launch_start start = { .policy = rmpt_snp_policy() };
+	struct rmpt_v6_snp_launch_finish finish = {};
+	struct userspace_mem_region *region;
+	struct kvm_vm *vm = rv->vm;
+	sparsebit_idx_t i, j;
+	int bkt;
+
+	sev_register_encrypted_memory(vm, memslot2region(vm, RMPT_DATA_SLOT));
+	rmpt_snp_ucall_init(vm, p->nr_vcpus);
+	rmpt_snp_alias_page_tables(vm);
+	vm_sev_ioctl(vm, RMPT_V6_SEV_SNP_LAUNCH_START, &start);
+	hash_for_each(vm->regions.slot_hash, bkt, region, slot_node) {
+		if (!region->protected_phy_pages || !sparsebit_any_set(region->protected_phy_pages))
+			continue;
+		sev_register_encrypted_memory(vm, region);
+		sparsebit_for_each_set_range(region->protected_phy_pages, i, j)
+			rmpt_v6_launch_update(vm, i * vm->page_size, (j - i + 1) * vm->page_size);
+	}
+	vm->arch.is_pt_protected = true;
+	if (p->launch_private_size)
+		rmpt_v6_launch_update(vm, RMPT_DATA_GPA, p->launch_private_size);
+	vm_sev_ioctl(vm, RMPT_V6_SEV_SNP_LAUNCH_FINISH, &finish);
 }
 
 const struct rmpt_flavour_ops rmpt_legacy_v6_ops = {

@@ -83,32 +83,23 @@ void rmpt_hist_merge(struct rmpt_hist *dst, const struct rmpt_hist *src)
 		dst->max = src->max;
 }
 
-/* The rank of percentile pct among count values: ceil(pct% of count), >= 1. */
-static u64 percentile_rank(u64 count, double pct)
-{
-	double want = pct / 100.0 * (double)count;
-	u64 rank = (u64)want;
-
-	if ((double)rank < want)
-		rank++;
-	if (rank < 1)
-		rank = 1;
-	return rank > count ? count : rank;
-}
-
 /*
  * The value at percentile pct (0-100], as HDR histograms report it: the
- * highest value of the bucket holding that rank, never above the largest
- * value recorded nor below the smallest.  0 for an empty histogram.
+ * highest value of the bucket holding the rank ceil(pct% of count), never
+ * above the largest value recorded nor below the smallest.  0 for an empty
+ * histogram.
  */
 u64 rmpt_hist_percentile(const struct rmpt_hist *h, double pct)
 {
-	u64 rank, seen = 0, val;
+	double want = pct / 100.0 * (double)h->count;
+	u64 rank = (u64)want, seen = 0, val;
 	unsigned int i;
 
 	if (!h->count)
 		return 0;
-	rank = percentile_rank(h->count, pct);
+	if ((double)rank < want)
+		rank++;
+	rank = rank < 1 ? 1 : rank > h->count ? h->count : rank;
 	for (i = 0; i < RMPT_HIST_BUCKETS; i++) {
 		seen += h->bucket[i];
 		if (seen >= rank)
@@ -334,14 +325,12 @@ int rmpt_json_finish(struct rmpt_json *j)
 
 static const char *better_name(enum rmpt_better better)
 {
-	switch (better) {
-	case RMPT_BETTER_HIGHER:
-		return "higher";
-	case RMPT_BETTER_LOWER:
-		return "lower";
-	default:
-		return "none";
-	}
+	static const char *const names[] = {
+		[RMPT_BETTER_NONE] = "none", [RMPT_BETTER_HIGHER] = "higher",
+		[RMPT_BETTER_LOWER] = "lower",
+	};
+
+	return better < ARRAY_SIZE(names) ? names[better] : names[RMPT_BETTER_NONE];
 }
 
 /* "key": {"<name>": {"value": v, "unit": "u", "better": "b"}, ...} */

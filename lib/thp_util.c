@@ -43,16 +43,12 @@ enum rmpt_thp_mode rmpt_thp_mode(void)
 
 const char *rmpt_thp_mode_name(enum rmpt_thp_mode mode)
 {
-	switch (mode) {
-	case RMPT_THP_NEVER:
-		return "never";
-	case RMPT_THP_MADVISE:
-		return "madvise";
-	case RMPT_THP_ALWAYS:
-		return "always";
-	default:
-		return "unknown";
-	}
+	static const char *const names[] = {
+		[RMPT_THP_UNKNOWN] = "unknown", [RMPT_THP_NEVER] = "never",
+		[RMPT_THP_MADVISE] = "madvise", [RMPT_THP_ALWAYS] = "always",
+	};
+
+	return mode < ARRAY_SIZE(names) ? names[mode] : names[RMPT_THP_UNKNOWN];
 }
 
 /*

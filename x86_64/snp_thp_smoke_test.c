@@ -12,8 +12,6 @@
 #include "processor.h"
 #include "snp_util.h"
 
-#define SMOKE_GPA	(4ULL << 30)
-#define SMOKE_SLOT	10
 #define SMOKE_SIZE	(32UL * SZ_2M)
 #define SMOKE_PAGES	(SMOKE_SIZE / SZ_4K)
 
@@ -25,11 +23,11 @@ static void guest_code(void)
 	u64 i, got;
 
 	for (i = 0; i < SMOKE_PAGES; i++)
-		WRITE_ONCE(*(u64 *)(SMOKE_GPA + i * SZ_4K), GUEST_STAMP(i));
+		WRITE_ONCE(*(u64 *)(RMPT_DATA_GPA + i * SZ_4K), GUEST_STAMP(i));
 	GUEST_SYNC(1);
 
 	for (i = 0; i < SMOKE_PAGES; i++) {
-		got = READ_ONCE(*(u64 *)(SMOKE_GPA + i * SZ_4K));
+		got = READ_ONCE(*(u64 *)(RMPT_DATA_GPA + i * SZ_4K));
 		__GUEST_ASSERT(got == HOST_STAMP(i),
 			       "page %lu: expected host stamp 0x%lx, got 0x%lx",
 			       i, HOST_STAMP(i), got);
@@ -76,10 +74,10 @@ int main(void)
 	ksft_set_plan(3);
 
 	vm = vm_create_with_one_vcpu(&vcpu, guest_code);
-	vm_userspace_mem_region_add(vm, VM_MEM_SRC_ANONYMOUS_THP, SMOKE_GPA,
-				    SMOKE_SLOT, SMOKE_PAGES, 0);
-	virt_map(vm, SMOKE_GPA, SMOKE_GPA, SMOKE_PAGES);
-	hva = addr_gpa2hva(vm, SMOKE_GPA);
+	vm_userspace_mem_region_add(vm, VM_MEM_SRC_ANONYMOUS_THP, RMPT_DATA_GPA,
+				    RMPT_DATA_SLOT, SMOKE_PAGES, 0);
+	virt_map(vm, RMPT_DATA_GPA, RMPT_DATA_GPA, SMOKE_PAGES);
+	hva = addr_gpa2hva(vm, RMPT_DATA_GPA);
 
 	run_until(vcpu, UCALL_SYNC);
 	for (i = 0; i < SMOKE_PAGES; i++) {

@@ -2,51 +2,35 @@
 /*
  * snp_thp_split_stress: the host memory contract under concurrency.
  *
- * Actors, each with its own PRNG seeded from (seed, actor id) so that its
- * sequence of operations is a pure function of the two (-S prints a hash of
- * it), and each bounded by the deadline and an iteration cap:
+ * Actors, each bounded by the deadline and an iteration cap, each with a
+ * PRNG seeded from (seed, actor id), so that -S can print a hash of what
+ * it does:
+ *  - vCPUs stamp the pages of their slice of the data region and check the
+ *    host's stamps there.  Where the flavour has private memory they also
+ *    convert 4K and 2M ranges to private and back (GHCB PSC on snp,
+ *    KVM_HC_MAP_GPA_RANGE on sw_protected); while a range is private, the
+ *    host words they zeroed there must stay zero.
+ *  - host threads stamp and check shared pages anywhere in the THP-backed
+ *    region, and probe the guest_memfd view of private memory, where every
+ *    access must SIGBUS at exactly its address.
+ *  - the splitter drops one 4K of a 2M range: MADV_DONTNEED, which splits
+ *    its PMD mapping, or, as MADV_REMOVE needs a shared mapping, a hole
+ *    punched in the view.  The collapser runs MADV_COLLAPSE on 2M ranges.
  *
- *  - vCPU workers: the guest stamps the pages of its slice of the data
- *    region and checks the stamps the host threads wrote there.  Where the
- *    flavour has private memory it converts 4K and 2M ranges to private and
- *    back (GHCB PSC on snp, KVM_HC_MAP_GPA_RANGE on sw_protected); while a
- *    range is private the host words it zeroed there must stay zero.
- *  - host threads: stamp and check shared pages in random order across the
- *    whole THP-backed region, and probe the host's mapping of private
- *    memory (the guest_memfd view), where every access must SIGBUS at
- *    exactly the address touched.
- *  - splitter: MADV_DONTNEED of one 4K inside a random 2M range of the data
- *    region, which splits its PMD mapping when it has one.  MADV_REMOVE
- *    needs a shared mapping and the region is private anonymous memory, so
- *    the remove variant is a PUNCH_HOLE of the guest_memfd view instead.
- *  - collapser: MADV_COLLAPSE of random 2M ranges, racing the rest.
+ * The data region starts with a control area nobody discards (parameters,
+ * per-vCPU statistics, sequence tables and discard counts); the rest is a
+ * slice of whole 2M ranges per vCPU, plus leftovers only the host stamps.
  *
- * Memory: the data region starts with a control area (parameters, per-vCPU
- * statistics, from CTL_TABLE_OFF the guest's sequence tables and the
- * discard counts) that nobody discards; the rest, the stress area, is cut
- * into one slice of whole 2M ranges per vCPU, plus leftovers only the host
- * stamps.
+ * Stamps (include/snp_stamp.h): each writer has a word of its own in each
+ * page, the owning vCPU word 0, host thread t word HOST_WORD0 + t.  In
+ * another writer's word a checker accepts 0 or any stamp of that writer
+ * for the page; in its own word exactly its last stamp (collapse copies
+ * the page under the writers' feet and must not lose a store), or 0 only
+ * if the page was discarded since.  The guest's private copy of a page is
+ * another page.  Anything else is a mismatch.
  *
- * Stamps (include/snp_stamp.h): each 4K page has one word per writer, so
- * no two writers ever store to the same word: word 0 for the vCPU owning
- * the page, word HOST_WORD0 + t for host thread t.  Legal races, each of
- * which a checker accepts:
- *  - a discard (splitter, or the shared half of a conversion) zeroes the
- *    whole page at any time, so 0 is legal in a writer's own word only if
- *    the page's discard counts moved since its last stamp there
- *    (ctl_discards()), and in another writer's word always;
- *  - a word written by someone else holds any of that writer's stamps for
- *    this page, since its sequence moves concurrently;
- *  - collapse copies the page under the writers' feet: the kernel must not
- *    lose a store, so a writer's own word holds exactly the last stamp it
- *    wrote there (or 0): an older stamp is a lost write, a mismatch;
- *  - the guest's private copy of a page is another page: host stores land
- *    in the shared one only.
- * Anything else that is not 0 is a mismatch: a torn or foreign value, a
- * stamp for another page or by another writer.
- *
- * Test-only fault injection (SNP_RMP_STRESS_INJECT=name, see
- * tests/t_stress.sh) breaks one invariant once to prove its check fails.
+ * SNP_RMP_STRESS_INJECT=name (test-only, tests/t_stress.sh) breaks one
+ * invariant once, to show that its check fails.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -92,6 +76,8 @@
 #define SPLIT_GAP_US		500
 #define COLLAPSE_GAP_US		200
 #define GUEST_SYNC_EVERY	1024	/* guest ops between ucalls */
+#define GUEST_PUBLISH_EVERY	64	/* guest ops between statistics updates */
+#define GUEST_PRIVATE_SEQ	1	/* a private range's stamps, reset after */
 #define START_WAIT_S		30	/* for a vCPU to claim its slot */
 #define MONITOR_TICK_US		100000
 #define PROGRESS_EVERY_S	10
@@ -112,11 +98,11 @@
 #define PUNCH_ONE_IN		4	/* splitter ops that punch the view */
 #define CONVERT_2M_ONE_IN	8	/* conversions of a whole 2M range */
 
-enum actor_kind {
-	ACTOR_VCPU = 1,
-	ACTOR_HOST,
-	ACTOR_SPLITTER,
-	ACTOR_COLLAPSER,
+enum actor_kind { ACTOR_VCPU = 1, ACTOR_HOST, ACTOR_SPLITTER, ACTOR_COLLAPSER };
+
+static const char *const actor_names[] = {
+	[ACTOR_VCPU] = "vcpu", [ACTOR_HOST] = "host",
+	[ACTOR_SPLITTER] = "splitter", [ACTOR_COLLAPSER] = "collapser",
 };
 
 #define ACTOR_ID(kind, idx)	(((u64)(kind) << 32) | (idx))
@@ -127,7 +113,6 @@ struct layout {
 	u64 first_page;
 	u64 nr_pages;		/* in the stress area */
 	u64 vcpu_pages;
-	u32 nr_vcpus;
 };
 
 /* Each actor's stream: the seed and the actor id mixed, never just added. */
@@ -157,16 +142,8 @@ static void sched_note(struct sched_hash *h, u64 a, u64 b, u64 c)
 	h->ops++;
 }
 
-static void sched_print(const char *actor, u32 idx, u64 ops, u64 hash, bool diag)
-{
-	printf("%sschedule %s%u %lu 0x%016lx\n", diag ? "# " : "", actor, idx, ops, hash);
-}
-
-enum guest_op_kind {
-	GOP_STAMP,
-	GOP_CONVERT_4K,
-	GOP_CONVERT_2M,
-};
+enum guest_op_kind { GOP_STAMP, GOP_CONVERT_4K, GOP_CONVERT_2M };
+enum host_op_kind { HOP_STAMP, HOP_PROBE_READ, HOP_PROBE_WRITE };
 
 struct guest_op {
 	u64 kind;
@@ -187,92 +164,22 @@ guest_op_next(u64 *rng, u64 vcpu_pages, u64 conv_per_mille, struct guest_op *op)
 		op->kind = GOP_CONVERT_2M;
 }
 
-enum host_op_kind {
-	HOP_STAMP,
-	HOP_PROBE_READ,
-	HOP_PROBE_WRITE,
-};
-
-struct host_op {
-	u64 kind;
-	u64 page;		/* from the region's start */
-	u64 offset;		/* of a probe, 8-byte aligned */
-};
-
-/* The host actors' next operations, noted in the hash each actor keeps. */
-static void host_op_next(u64 *rng, const struct layout *l, struct host_op *op,
-			 struct sched_hash *h)
-{
-	u64 r = rmpt_rng_next(rng);
-
-	op->page = l->first_page + rmpt_rng_next(rng) % l->nr_pages;
-	op->offset = 0;
-	op->kind = HOP_STAMP;
-	if (!(r % PROBE_ONE_IN)) {
-		op->kind = (r >> 32) & 1 ? HOP_PROBE_WRITE : HOP_PROBE_READ;
-		op->offset = (r >> 40) % WORDS_PER_PAGE * sizeof(u64);
-	}
-	sched_note(h, op->kind, op->page, op->offset);
-}
-
-struct split_op {
-	u64 chunk;
-	u64 page;		/* in the chunk */
-	u64 punch;		/* punch the view instead of discarding */
-};
-
-static void split_op_next(u64 *rng, const struct layout *l, struct split_op *op,
-			  struct sched_hash *h)
-{
-	op->chunk = l->ctl_chunks + rmpt_rng_next(rng) % (l->nr_chunks - l->ctl_chunks);
-	op->page = rmpt_rng_next(rng) % PAGES_PER_2M;
-	op->punch = !(rmpt_rng_next(rng) % PUNCH_ONE_IN);
-	sched_note(h, op->chunk, op->page, op->punch);
-}
-
-static u64 collapse_op_next(u64 *rng, const struct layout *l, struct sched_hash *h)
-{
-	u64 chunk = l->ctl_chunks + rmpt_rng_next(rng) % (l->nr_chunks - l->ctl_chunks);
-
-	sched_note(h, chunk, 0, 0);
-	return chunk;
-}
-
 /* ---- shared with the guest: the control area ----------------------------- */
 
 /* How the guest converts pages; 0 where the flavour cannot. */
-enum conv_mode {
-	CONV_NONE,
-	CONV_SNP_PSC,
-	CONV_HYPERCALL,
-};
+enum conv_mode { CONV_NONE, CONV_SNP_PSC, CONV_HYPERCALL };
 
 /* Test-only: break one invariant once, to show that its check fails. */
 enum inject {
-	INJECT_NONE,
-	INJECT_UNEXPECTED_SIGBUS,
-	INJECT_MISSED_SIGBUS,
-	INJECT_HOST_MISMATCH,
-	INJECT_LOST_WRITE,
-	INJECT_GUEST_MISMATCH,
-	INJECT_KVM_RUN_ERROR,
-	INJECT_NO_SPLIT,
-	INJECT_NO_COLLAPSE,
-	INJECT_KMSG,
-	NR_INJECTS,
+	INJECT_NONE, INJECT_UNEXPECTED_SIGBUS, INJECT_MISSED_SIGBUS, INJECT_HOST_MISMATCH,
+	INJECT_LOST_WRITE, INJECT_GUEST_MISMATCH, INJECT_KVM_RUN_ERROR, INJECT_NO_SPLIT,
+	INJECT_NO_COLLAPSE, INJECT_KMSG, NR_INJECTS
 };
 
+/* In the enum's order. */
 static const char *const inject_names[NR_INJECTS] = {
-	[INJECT_NONE] = "none",
-	[INJECT_UNEXPECTED_SIGBUS] = "unexpected_sigbus",
-	[INJECT_MISSED_SIGBUS] = "missed_sigbus",
-	[INJECT_HOST_MISMATCH] = "host_mismatch",
-	[INJECT_LOST_WRITE] = "lost_write",
-	[INJECT_GUEST_MISMATCH] = "guest_mismatch",
-	[INJECT_KVM_RUN_ERROR] = "kvm_run_error",
-	[INJECT_NO_SPLIT] = "no_split",
-	[INJECT_NO_COLLAPSE] = "no_collapse",
-	[INJECT_KMSG] = "kmsg",
+	"none", "unexpected_sigbus", "missed_sigbus", "host_mismatch", "lost_write",
+	"guest_mismatch", "kvm_run_error", "no_split", "no_collapse", "kmsg",
 };
 
 /* Written by one vCPU, read by the host at any time; two cache lines each. */
@@ -301,7 +208,6 @@ struct stress_ctl {
 	u64 conv_per_mille;
 	u64 conv_mode;
 	u64 max_ops;
-	u64 sched_ops;
 	u64 inject;
 	u64 claimed;		/* vCPU slots taken so far */
 	u64 stop;
@@ -317,13 +223,12 @@ kvm_static_assert(sizeof(struct guest_stats) == 128);
 kvm_static_assert(sizeof(struct stress_ctl) <= CTL_TABLE_OFF);
 
 /*
- * Discards of each page, so that a checker accepts a zero only where the
- * page was really discarded: one u64 per page of the region, after the
- * sequence tables, counting discards begun (upper half) and ended (lower
- * half).  Whoever discards (splitter, a conversion) adds DISCARD_BEGIN
- * before and DISCARD_END after; a writer takes the count before it stores
- * its stamp.  Then a zero where its stamp should be is legal only if a
- * discard began since, or one was under way when the count was taken.
+ * Discards of each page, one u64 per page after the sequence tables:
+ * discards begun in the upper half, ended in the lower.  Whoever discards
+ * (splitter, conversion) adds DISCARD_BEGIN before and DISCARD_END after;
+ * a writer takes the count before it stores its stamp.  A zero where its
+ * stamp should be is then legal only if a discard began since, or one was
+ * under way when the count was taken.
  */
 #define DISCARD_BEGIN		BIT_ULL(32)
 #define DISCARD_END		1ULL
@@ -333,9 +238,17 @@ static RMPT_GUEST_CODE __always_inline u64 *ctl_discards(struct stress_ctl *ctl)
 	return (u64 *)((u8 *)ctl + CTL_TABLE_OFF + ctl->region_pages * sizeof(u32));
 }
 
-static RMPT_GUEST_CODE __always_inline bool discarded_since(u64 then, u64 now)
+/* A writer's own word: its last stamp (want), or 0 after a discard since then. */
+static RMPT_GUEST_CODE __always_inline enum rmpt_verdict
+own_verdict(u64 got, u8 writer, u64 page, u32 want, u64 then, const u64 *discards)
 {
-	return now >> 32 != then >> 32 || (u32)then != then >> 32;
+	enum rmpt_verdict v = rmpt_stamp_verify(got, writer, page, want);
+	u64 now;
+
+	if (v != RMPT_WORD_ZERO || !want)
+		return v;
+	now = __atomic_load_n(discards, __ATOMIC_ACQUIRE);
+	return now >> 32 != then >> 32 || (u32)then != then >> 32 ? v : RMPT_WORD_BAD;
 }
 
 /* ---- the host's state ---------------------------------------------------- */
@@ -346,10 +259,10 @@ struct params {
 	u64 seed;
 	u64 duration_s;
 	bool quick;
-	u32 nr_threads;
-	u32 nr_vcpus;
+	u64 nr_threads;
+	u64 nr_vcpus;
 	u64 mem_mib;
-	u32 conv_per_mille;
+	u64 conv_per_mille;
 	int numa_node;		/* -1: spread */
 	const char *out_path;
 	u64 max_ops;
@@ -357,64 +270,39 @@ struct params {
 	enum inject inject;
 };
 
-struct vcpu_worker {
+/* One thread of the run; the fields of the other kinds stay 0. */
+struct actor {
 	struct stress *s;
+	enum actor_kind kind;
 	u32 idx;
 	int node;
 	pthread_t thread;
-	u64 syncs;
-	u64 errors;
-	bool finished;
-	char why[1100];		/* the first error; a guest assertion is long */
-};
-
-struct host_worker {
-	struct stress *s;
-	u32 id;
-	int node;
-	pthread_t thread;
 	u64 rng;
+	struct sched_hash sched;
+	u64 ops;
+	u64 start_ns;
+	u64 end_ns;
+	u64 page_faults;
+	u64 errors;		/* failed runs (vCPU) or operations (splitter, collapser) */
+	bool finished;
+	char why[1100];		/* the first failure; a guest assertion is long */
+	/* vCPU */
+	u64 syncs;
+	/* host thread */
 	u32 seq;
 	u32 *table;		/* last seq written, per stress page */
 	u64 *discards_then;	/* the page's discard count before that write */
-	u64 ops;
-	u64 stamps;
-	u64 probes;
-	u64 probes_skipped;	/* no view of private memory */
-	u64 sigbus_ok;
-	u64 missed;
-	u64 unexpected;
-	u64 mismatches;
-	u64 zero_words;
-	u64 page_faults;
-	u64 start_ns;
-	u64 end_ns;
+	u64 stamps, probes, probes_skipped, sigbus_ok, zero_words;
+	u64 unexpected, missed, mismatches;
 	bool injected;
-	bool finished;
-	struct sched_hash sched;
 	struct rmpt_access_stats acc;
-	char why[512];
-};
-
-struct thp_worker {
-	struct stress *s;
-	const char *name;
-	int node;
-	pthread_t thread;
-	u64 rng;
-	u64 ops;
+	/* splitter and collapser */
 	u64 on_pmd;		/* discards in a PMD-mapped range; collapses done */
 	u64 observed;		/* PMD mapping gone (split) or there (collapse) after */
 	u64 punches;
 	u64 already_huge;	/* collapser: nothing to do */
 	u64 eagain;
-	u64 errors;
-	int first_errno;
 	int pmd_errno;		/* PAGEMAP_SCAN refused: nothing observed */
-	bool finished;
-	struct sched_hash sched;
-	u64 start_ns;
-	u64 end_ns;
 };
 
 struct stress {
@@ -433,18 +321,22 @@ struct stress {
 	u64 end_ns;
 	u64 stop;
 	int huge_at_start;
-	struct vcpu_worker vcpus[RMPT_MAX_VCPUS];
-	struct host_worker *hosts;
-	struct thp_worker splitter;
-	struct thp_worker collapser;
+	u32 nr_actors;
+	struct actor *actors;	/* the vCPUs, then the host threads, ... */
+	struct actor *hosts;
+	struct actor *splitter;
+	struct actor *collapser;
 	struct rmpt_thp_stats thp_before;
 	struct rmpt_thp_stats thp_after;
 	char kmsg_marker[160];
 	int kmsg_err;
 };
 
-/* Everything the end of the run reports, summed over the actors. */
+/* Sums over the actors, and what the end of the run adds. */
 struct totals {
+	u64 running;
+	u64 vcpus;
+	u64 hosts;
 	u64 unexpected;
 	u64 missed;
 	u64 host_mismatches;
@@ -462,33 +354,9 @@ struct totals {
 	u64 collapses;		/* /proc/vmstat thp_collapse_alloc */
 	int kmsg_bad;		/* -errno: not readable */
 	char kmsg_first[256];
-	u64 elapsed_ns;
 	struct rmpt_hist fault_lat;
 	struct rmpt_hist sigbus_lat;
 };
-
-/* Room for each page's sequence number and discard counts, control included. */
-static void layout_compute(struct layout *l, u64 mem_mib, u32 nr_vcpus)
-{
-	u64 table = mem_mib * (SZ_1M / SZ_4K) * CTL_PAGE_BYTES;
-	u64 stress_chunks;
-
-	l->nr_chunks = mem_mib / 2;
-	l->ctl_chunks = DIV_ROUND_UP(CTL_TABLE_OFF + table, SZ_2M);
-	stress_chunks = l->nr_chunks > l->ctl_chunks ? l->nr_chunks - l->ctl_chunks : 0;
-	l->first_page = l->ctl_chunks * PAGES_PER_2M;
-	l->nr_pages = stress_chunks * PAGES_PER_2M;
-	l->vcpu_pages = stress_chunks / nr_vcpus * PAGES_PER_2M;
-	l->nr_vcpus = nr_vcpus;
-}
-
-/* The vCPU whose slice holds page, or -1 for the leftovers. */
-static int page_owner(const struct layout *l, u64 page)
-{
-	u64 v = (page - l->first_page) / l->vcpu_pages;
-
-	return v < l->nr_vcpus ? (int)v : -1;
-}
 
 static u8 *page_hva(struct stress *s, u64 page)
 {
@@ -505,48 +373,29 @@ static u8 *view_page_hva(struct stress *s, u64 page)
 	return rmpt_view_hva(s->rv, RMPT_DATA_GPA + page * SZ_4K);
 }
 
-/* ---- host: helpers ------------------------------------------------------- */
-
-static bool stopping(struct stress *s)
-{
-	return __atomic_load_n(&s->stop, __ATOMIC_RELAXED);
-}
-
-/* A failure: its story first (only the first is kept), then the count. */
-static __printf(4, 5) void fail_note(u64 *counter, char *why, size_t len,
-				      const char *fmt, ...)
+/* A failure: its story first (only the first is kept), then the count; false. */
+static __printf(3, 4) bool fail_note(struct actor *a, u64 *counter, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (!why[0]) {
+	if (!a->why[0]) {
 		va_start(ap, fmt);
-		vsnprintf(why, len, fmt, ap);
+		vsnprintf(a->why, sizeof(a->why), fmt, ap);
 		va_end(ap);
 	}
 	__atomic_add_fetch(counter, 1, __ATOMIC_RELEASE);
-}
-
-static u64 thread_page_faults(void)
-{
-	struct rusage ru;
-
-	if (getrusage(RUSAGE_THREAD, &ru))
-		return 0;
-	return ru.ru_minflt + ru.ru_majflt;
+	return false;
 }
 
 /* ---- guest --------------------------------------------------------------- */
 
 /*
- * Every guest store costs a trip through KVM's instruction emulator on
- * some hosts (a paravirtualized KVM: about 10 us each), so the loop keeps what changes
- * per operation in locals: the helpers are always inlined, the run state is
- * read-only, counters reach the control area in batches.  Only a mismatch
- * is published at once, so that the host can stop early.
+ * Every guest store costs a trip through KVM's instruction emulator on some
+ * hosts (a paravirtualized KVM: about 10 us each), so the loop keeps what
+ * changes per operation in locals, the helpers are inlined, the run state is
+ * read-only and counters reach the control area in batches.  Only a
+ * mismatch is published at once, so that the host can stop early.
  */
-#define GUEST_PUBLISH_EVERY	64
-#define GUEST_PRIVATE_SEQ	1	/* a private range's stamps, reset after */
-
 struct guest_run {
 	struct stress_ctl *ctl;
 	struct guest_stats *st;
@@ -560,7 +409,6 @@ struct guest_run {
 	bool conv_broken;	/* a range stayed private: stop converting */
 };
 
-/* What changes per operation, in registers; published in batches. */
 struct guest_counts {
 	u64 ops;
 	u64 conv_ops;
@@ -604,41 +452,36 @@ static RMPT_GUEST_CODE __always_inline u64 guest_judge(const struct guest_run *g
 	return v == RMPT_WORD_ZERO;
 }
 
-/* Our stamp, or 0 if the page was discarded since we wrote it. */
 static RMPT_GUEST_CODE __always_inline u64 guest_check_own(const struct guest_run *g,
 							   u64 slice_page)
 {
 	u64 page = g->base + slice_page;
 	u32 want = g->table[slice_page];
 	u64 got = guest_load_acquire(&guest_page(page)[GUEST_WORD]);
-	enum rmpt_verdict v = rmpt_stamp_verify(got, g->writer, page, want);
 
-	if (v == RMPT_WORD_ZERO && want &&
-	    !discarded_since(g->discards_then[slice_page], guest_load(&g->discards[page])))
-		v = RMPT_WORD_BAD;
-	return guest_judge(g, page, GUEST_WORD, got, v,
+	return guest_judge(g, page, GUEST_WORD, got,
+			   own_verdict(got, g->writer, page, want, g->discards_then[slice_page],
+				       &g->discards[page]),
 			   want ? rmpt_stamp_make(g->writer, want, page) : 0);
 }
 
-/* Before a stamp is stored: the discards it may be lost to come after. */
-static RMPT_GUEST_CODE __always_inline void guest_note_discards(const struct guest_run *g,
-								u64 slice_page)
-{
-	guest_store(&g->discards_then[slice_page],
-		    guest_load_acquire(&g->discards[g->base + slice_page]));
-}
-
+/* Any stamp of their writer, or 0; only 0 while the page is private. */
 static RMPT_GUEST_CODE __always_inline u64 guest_check_host_words(const struct guest_run *g,
-								  u64 page)
+								  u64 page, bool private)
 {
 	u64 *w = guest_page(page);
 	u64 t, got, zero = 0;
 
 	for (t = 0; t < g->nr_threads; t++) {
 		got = guest_load(&w[HOST_WORD0 + t]);
-		zero += guest_judge(g, page, HOST_WORD0 + t, got,
-				    rmpt_stamp_verify(got, RMPT_WRITER_HOST(t), page, RMPT_SEQ_ANY),
-				    rmpt_stamp_make(RMPT_WRITER_HOST(t), 0, page));
+		if (private)
+			guest_judge(g, page, HOST_WORD0 + t, got,
+				    got ? RMPT_WORD_BAD : RMPT_WORD_ZERO, 0);
+		else
+			zero += guest_judge(g, page, HOST_WORD0 + t, got,
+					    rmpt_stamp_verify(got, RMPT_WRITER_HOST(t), page,
+							      RMPT_SEQ_ANY),
+					    rmpt_stamp_make(RMPT_WRITER_HOST(t), 0, page));
 	}
 	return zero;
 }
@@ -650,21 +493,28 @@ static RMPT_GUEST_CODE __always_inline bool guest_inject(const struct guest_run 
 	return !op_idx && !g->id && guest_load(&g->ctl->inject) == what;
 }
 
+/* Store our stamp with seq, after the discard count it may be lost to. */
+static RMPT_GUEST_CODE __always_inline void guest_put(const struct guest_run *g, u64 slice_page,
+						      u64 stamp, u32 seq)
+{
+	guest_store(&g->discards_then[slice_page],
+		    guest_load_acquire(&g->discards[g->base + slice_page]));
+	guest_store(&guest_page(g->base + slice_page)[GUEST_WORD], stamp);
+	g->table[slice_page] = seq;
+}
+
 /* Check the page's words, then stamp it with seq; returns the zero words seen. */
 static RMPT_GUEST_CODE __always_inline u64 guest_stamp(const struct guest_run *g,
 						       u64 slice_page, u32 seq, bool inject)
 {
 	u64 page = g->base + slice_page;
-	u64 *w = guest_page(page);
-	u64 stamp, zero;
+	u64 stamp = rmpt_stamp_make(g->writer, seq, page);
+	u64 zero;
 
-	zero = guest_check_own(g, slice_page) + guest_check_host_words(g, page);
-	stamp = rmpt_stamp_make(g->writer, seq, page);
-	guest_note_discards(g, slice_page);
-	guest_store(&w[GUEST_WORD], stamp);
-	g->table[slice_page] = seq;
+	zero = guest_check_own(g, slice_page) + guest_check_host_words(g, page, false);
+	guest_put(g, slice_page, stamp, seq);
 	if (inject) {
-		guest_store(&w[GUEST_WORD], stamp ^ BIT_ULL(8));
+		guest_store(&guest_page(page)[GUEST_WORD], stamp ^ BIT_ULL(8));
 		zero += guest_check_own(g, slice_page);
 	}
 	return zero;
@@ -682,37 +532,6 @@ static RMPT_GUEST_CODE u64 guest_convert(u64 mode, u64 page, u64 npages, bool to
 								RMPT_MAP_GPA_2M : RMPT_MAP_GPA_4K));
 }
 
-/*
- * A freshly private page holds nothing defined (SNP: the host's zeroes
- * read through the guest's key), so write it before reading: our stamp,
- * and zero in every host word, which no host store can reach any more.
- */
-static RMPT_GUEST_CODE void guest_fill_private(const struct guest_run *g, u64 slice_page)
-{
-	u64 page = g->base + slice_page;
-	u64 *w = guest_page(page);
-	u64 t;
-
-	guest_note_discards(g, slice_page);
-	guest_store(&w[GUEST_WORD], rmpt_stamp_make(g->writer, GUEST_PRIVATE_SEQ, page));
-	g->table[slice_page] = GUEST_PRIVATE_SEQ;
-	for (t = 0; t < g->nr_threads; t++)
-		guest_store(&w[HOST_WORD0 + t], 0);
-}
-
-static RMPT_GUEST_CODE void guest_check_private(const struct guest_run *g, u64 slice_page)
-{
-	u64 page = g->base + slice_page;
-	u64 *w = guest_page(page);
-	u64 t, got;
-
-	guest_check_own(g, slice_page);
-	for (t = 0; t < g->nr_threads; t++) {
-		got = guest_load(&w[HOST_WORD0 + t]);
-		guest_judge(g, page, HOST_WORD0 + t, got, got ? RMPT_WORD_BAD : RMPT_WORD_ZERO, 0);
-	}
-}
-
 /* A conversion discards the range: count it as the splitter does its own. */
 static RMPT_GUEST_CODE void guest_count_discards(const struct guest_run *g, u64 first, u64 n,
 						 u64 what)
@@ -724,33 +543,42 @@ static RMPT_GUEST_CODE void guest_count_discards(const struct guest_run *g, u64 
 }
 
 /*
- * Private and back in one operation, so that the host threads, which do
- * not know which pages are private, never have to: a discard is all the
- * conversion shows them.  Back in shared memory the guest's word reads 0
- * (the conversion to private discarded the shared page).  True if both
- * conversions were done.
+ * Private and back in one operation, so that the host threads, which do not
+ * know which pages are private, never have to: a discard is all they see.
+ * A freshly private page holds nothing defined (SNP: the host's zeroes read
+ * through the guest's key), so it is written before it is read: our stamp,
+ * and zero in every host word, which no host store can reach any more.
+ * Back in shared memory our word reads 0 (the conversion to private
+ * discarded the shared page).  True if both conversions were done.
  */
 static noinline RMPT_GUEST_CODE bool guest_convert_range(struct guest_run *g, bool huge,
 							 u64 slice_page)
 {
 	u64 mode = guest_load(&g->ctl->conv_mode);
 	u64 first = huge ? slice_page / PAGES_PER_2M * PAGES_PER_2M : slice_page;
-	u64 n = huge ? PAGES_PER_2M : 1, i;
+	u64 n = huge ? PAGES_PER_2M : 1, i, t, page;
 	bool done = false;
 
 	guest_count_discards(g, first, n, DISCARD_BEGIN);
 	if (guest_convert(mode, g->base + first, n, true))
 		goto out;
-	for (i = 0; i < n; i++)
-		guest_fill_private(g, first + i);
-	for (i = 0; i < n; i++)
-		guest_check_private(g, first + i);
+	for (i = first; i < first + n; i++) {
+		page = g->base + i;
+		guest_put(g, i, rmpt_stamp_make(g->writer, GUEST_PRIVATE_SEQ, page),
+			  GUEST_PRIVATE_SEQ);
+		for (t = 0; t < g->nr_threads; t++)
+			guest_store(&guest_page(page)[HOST_WORD0 + t], 0);
+	}
+	for (i = first; i < first + n; i++) {
+		guest_check_own(g, i);
+		guest_check_host_words(g, g->base + i, true);
+	}
 	if (guest_convert(mode, g->base + first, n, false)) {
 		g->conv_broken = true;
 		goto out;
 	}
-	for (i = 0; i < n; i++)
-		g->table[first + i] = 0;
+	for (i = first; i < first + n; i++)
+		g->table[i] = 0;
 	done = true;
 out:
 	guest_count_discards(g, first, n, DISCARD_END);
@@ -759,41 +587,30 @@ out:
 	return done;
 }
 
-static RMPT_GUEST_CODE void guest_run_init(struct guest_run *g, struct stress_ctl *ctl, u64 id)
+/* The hash covers the first operations, as -S computes it. */
+static RMPT_GUEST_CODE void guest_main(struct stress_ctl *ctl, u64 id)
 {
-	*g = (struct guest_run){
+	u64 max = guest_load(&ctl->max_ops), pages = ctl->vcpu_pages, conv = ctl->conv_per_mille;
+	u64 rng = rng_seed(ctl->seed, ACTOR_ID(ACTOR_VCPU, id)), hash = RMPT_FNV_OFFSET;
+	struct guest_run g = {
 		.ctl = ctl,
 		.st = &ctl->vcpu[id],
-		.table = (u32 *)((u8 *)ctl + CTL_TABLE_OFF) + id * ctl->vcpu_pages,
+		.table = (u32 *)((u8 *)ctl + CTL_TABLE_OFF) + id * pages,
 		.discards = ctl_discards(ctl),
-		.discards_then = ctl_discards(ctl) + ctl->region_pages + id * ctl->vcpu_pages,
-		.base = ctl->first_page + id * ctl->vcpu_pages,
+		.discards_then = ctl_discards(ctl) + ctl->region_pages + id * pages,
+		.base = ctl->first_page + id * pages,
 		.id = id,
 		.nr_threads = ctl->nr_threads,
 		.writer = RMPT_WRITER_GUEST(id),
 	};
-}
-
-/*
- * The hash covers the first sched_ops operations, as -S computes it: the
- * proof that the guest ran the schedule the seed gives.
- */
-static RMPT_GUEST_CODE void guest_main(struct stress_ctl *ctl, u64 id)
-{
-	u64 max = guest_load(&ctl->max_ops), pages = ctl->vcpu_pages;
-	u64 conv = ctl->conv_per_mille, hash_ops = ctl->sched_ops;
-	u64 rng = rng_seed(ctl->seed, ACTOR_ID(ACTOR_VCPU, id));
 	struct guest_counts c = { 0 };
-	u64 hash = RMPT_FNV_OFFSET;
-	struct guest_run g;
 	struct guest_op op;
 	bool inject;
 	u32 seq = 0;
 
-	guest_run_init(&g, ctl, id);
 	while (c.ops < max && !guest_load(&ctl->stop)) {
 		guest_op_next(&rng, pages, conv, &op);
-		if (c.ops < hash_ops)
+		if (c.ops < SCHED_HASH_OPS)
 			hash = sched_mix(hash, op.kind, op.page, 0);
 		if (guest_inject(&g, c.ops, INJECT_KVM_RUN_ERROR))
 			asm volatile("outl %0, %w1" : : "a"(0), "Nd"(INJECT_PORT));
@@ -814,7 +631,7 @@ static RMPT_GUEST_CODE void guest_main(struct stress_ctl *ctl, u64 id)
 	}
 	guest_publish(g.st, &c);
 	guest_store(&g.st->sched_hash, hash);
-	guest_store(&g.st->sched_ops, c.ops < hash_ops ? c.ops : hash_ops);
+	guest_store(&g.st->sched_ops, c.ops < SCHED_HASH_OPS ? c.ops : SCHED_HASH_OPS);
 }
 
 /*
@@ -833,74 +650,45 @@ static RMPT_GUEST_CODE void guest_code(void)
 	GUEST_DONE();
 }
 
-/* ---- host: vCPU workers -------------------------------------------------- */
-
-/* Private flavours need the library's conversion service; it asserts on errors. */
-static int vcpu_run_once(struct stress *s, struct kvm_vcpu *vcpu)
-{
-	if (rmpt_flavour_has_private_mem(s->rv->flavour)) {
-		rmpt_vcpu_run(s->rv, vcpu);
-		return 0;
-	}
-	return rmpt_snp_vcpu_try_run(vcpu);
-}
+/* ---- host: vCPUs --------------------------------------------------------- */
 
 /* vCPU i may start once vCPUs 0..i-1 took their slots (see guest_code()). */
-static bool vcpu_wait_turn(struct vcpu_worker *w)
+static bool vcpu_wait_turn(struct actor *w)
 {
 	struct stress *s = w->s;
 	u64 give_up = rmpt_now_ns() + START_WAIT_S * NSEC_PER_SEC;
 
 	while (READ_ONCE(s->ctl->claimed) < w->idx) {
-		if (stopping(s) || rmpt_now_ns() > give_up) {
-			fail_note(&w->errors, w->why, sizeof(w->why),
-				  "vCPU %u: expected vCPU %u to claim its slot first, got %lu claimed",
-				  w->idx, w->idx - 1, READ_ONCE(s->ctl->claimed));
-			return false;
-		}
+		if (READ_ONCE(s->stop) || rmpt_now_ns() > give_up)
+			return fail_note(w, &w->errors,
+					 "vCPU %u: expected vCPU %u to claim its slot first, got %lu claimed",
+					 w->idx, w->idx - 1, READ_ONCE(s->ctl->claimed));
 		usleep(100);
 	}
 	return true;
 }
 
 /*
- * A triple fault of the guest.  Where the state is readable (not SNP),
- * say where it was, so that a kernel's lost page and an emulator's lost
- * fault can be told apart.  SVM's shutdown_interception() (svm/svm.c)
- * INITs the vCPU, so there paging is off and the state tells nothing.
+ * One KVM_RUN; false once the guest is done or something went wrong.
+ * Private flavours need the library's conversion service, which asserts on
+ * errors.
  */
-static void note_shutdown(struct vcpu_worker *w, struct kvm_vcpu *vcpu)
-{
-	struct kvm_sregs sregs;
-	struct kvm_regs regs;
-
-	if (__vcpu_ioctl(vcpu, KVM_GET_REGS, &regs) ||
-	    __vcpu_ioctl(vcpu, KVM_GET_SREGS, &sregs) || !(sregs.cr0 & X86_CR0_PG)) {
-		fail_note(&w->errors, w->why, sizeof(w->why),
-			  "vCPU %u: expected a ucall, got SHUTDOWN (triple fault; vCPU state not kept)",
-			  w->idx);
-		return;
-	}
-	fail_note(&w->errors, w->why, sizeof(w->why),
-		  "vCPU %u: expected a ucall, got SHUTDOWN (triple fault) at RIP 0x%llx RSP 0x%llx, CR2 0x%llx CR3 0x%llx",
-		  w->idx, regs.rip, regs.rsp, sregs.cr2, sregs.cr3);
-}
-
-/* One KVM_RUN; false once the guest is done or something went wrong. */
-static bool vcpu_step(struct vcpu_worker *w)
+static bool vcpu_step(struct actor *w)
 {
 	struct kvm_vcpu *vcpu = w->s->rv->vcpus[w->idx];
 	struct kvm_run *run = vcpu->run;
+	struct kvm_sregs sregs;
+	struct kvm_regs regs;
 	struct ucall uc;
-	int err;
+	int err = 0;
 
-	err = vcpu_run_once(w->s, vcpu);
-	if (err) {
-		fail_note(&w->errors, w->why, sizeof(w->why),
-			  "vCPU %u: KVM_RUN: expected 0, got errno %d (%s)", w->idx, err,
-			  strerror(err));
-		return false;
-	}
+	if (rmpt_flavour_has_private_mem(w->s->rv->flavour))
+		rmpt_vcpu_run(w->s->rv, vcpu);
+	else
+		err = rmpt_snp_vcpu_try_run(vcpu);
+	if (err)
+		return fail_note(w, &w->errors, "vCPU %u: KVM_RUN: expected 0, got errno %d (%s)",
+				 w->idx, err, strerror(err));
 	switch (rmpt_get_ucall(w->s->rv, vcpu, &uc)) {
 	case UCALL_SYNC:
 		rmpt_bump(&w->syncs);
@@ -908,55 +696,49 @@ static bool vcpu_step(struct vcpu_worker *w)
 	case UCALL_DONE:
 		return false;
 	case UCALL_ABORT:
-		fail_note(&w->errors, w->why, sizeof(w->why), "vCPU %u: guest assertion: %.900s",
-			  w->idx, uc.buffer);
-		return false;
-	default:
-		if (run->exit_reason == KVM_EXIT_SHUTDOWN) {
-			note_shutdown(w, vcpu);
-			return false;
-		}
-		fail_note(&w->errors, w->why, sizeof(w->why),
-			  "vCPU %u: expected a ucall, got exit reason %u (%s), port 0x%x",
-			  w->idx, run->exit_reason, exit_reason_str(run->exit_reason),
-			  run->exit_reason == KVM_EXIT_IO ? run->io.port : 0);
-		return false;
+		return fail_note(w, &w->errors, "vCPU %u: guest assertion: %.900s", w->idx,
+				 uc.buffer);
 	}
-}
-
-static void *vcpu_worker_fn(void *arg)
-{
-	struct vcpu_worker *w = arg;
-
-	rmpt_numa_run_thread_on(w->node);
-	pthread_barrier_wait(&w->s->start);
-	if (vcpu_wait_turn(w))
-		while (vcpu_step(w))
-			;
-	WRITE_ONCE(w->finished, true);
-	return NULL;
+	if (run->exit_reason != KVM_EXIT_SHUTDOWN)
+		return fail_note(w, &w->errors,
+				 "vCPU %u: expected a ucall, got exit reason %u (%s), port 0x%x",
+				 w->idx, run->exit_reason, exit_reason_str(run->exit_reason),
+				 run->exit_reason == KVM_EXIT_IO ? run->io.port : 0);
+	/*
+	 * A triple fault: where the state is readable (not SNP), say where, so
+	 * that a kernel's lost page and an emulator's lost fault can be told
+	 * apart.  shutdown_interception() (arch/x86/kvm/svm/svm.c) INITs the
+	 * vCPU, so there paging is off and the state tells nothing.
+	 */
+	if (__vcpu_ioctl(vcpu, KVM_GET_REGS, &regs) ||
+	    __vcpu_ioctl(vcpu, KVM_GET_SREGS, &sregs) || !(sregs.cr0 & X86_CR0_PG))
+		return fail_note(w, &w->errors,
+				 "vCPU %u: expected a ucall, got SHUTDOWN (triple fault; vCPU state not kept)",
+				 w->idx);
+	return fail_note(w, &w->errors,
+			 "vCPU %u: expected a ucall, got SHUTDOWN (triple fault) at RIP 0x%llx RSP 0x%llx, CR2 0x%llx CR3 0x%llx",
+			 w->idx, regs.rip, regs.rsp, sregs.cr2, sregs.cr3);
 }
 
 /* ---- host: faulting threads ---------------------------------------------- */
 
-static bool host_inject(struct host_worker *w, enum inject what)
+static bool host_inject(struct actor *w, enum inject what)
 {
-	if (w->injected || w->id || w->s->p.inject != what)
+	if (w->injected || w->idx || w->s->p.inject != what)
 		return false;
 	w->injected = true;
 	return true;
 }
 
-static void host_unexpected(struct host_worker *w, const char *what, void *addr,
+static void host_unexpected(struct actor *w, const char *what, void *addr,
 			    const struct rmpt_fault *f)
 {
-	fail_note(&w->unexpected, w->why, sizeof(w->why),
+	fail_note(w, &w->unexpected,
 		  "host thread %u: %s %p: expected no fault, got signal %d code %d (%s) at %p",
-		  w->id, what, addr, f->signo, f->code, rmpt_sigbus_code_name(f->code),
-		  f->addr);
+		  w->idx, what, addr, f->signo, f->code, rmpt_sigbus_code_name(f->code), f->addr);
 }
 
-static void host_judge(struct host_worker *w, u64 page, u64 word, u64 got, enum rmpt_verdict v,
+static void host_judge(struct actor *w, u64 page, u64 word, u64 got, enum rmpt_verdict v,
 		       u64 want)
 {
 	char expected[96];
@@ -966,39 +748,33 @@ static void host_judge(struct host_worker *w, u64 page, u64 word, u64 got, enum 
 	if (v != RMPT_WORD_BAD)
 		return;
 	rmpt_stamp_describe_want(expected, sizeof(expected), want);
-	fail_note(&w->mismatches, w->why, sizeof(w->why),
-		  "host thread %u: page %lu word %lu: expected %s, got %#lx", w->id, page, word,
-		  expected, got);
+	fail_note(w, &w->mismatches, "host thread %u: page %lu word %lu: expected %s, got %#lx",
+		  w->idx, page, word, expected, got);
 }
 
-/* Our stamp, or 0 if the page was discarded since we wrote it. */
-static void host_check_own(struct host_worker *w, u64 page, u64 got)
+static void host_check_own(struct actor *w, u64 page, u64 got)
 {
 	u64 idx = page - w->s->l.first_page;
 	u32 want = w->table[idx];
-	enum rmpt_verdict v = rmpt_stamp_verify(got, RMPT_WRITER_HOST(w->id), page, want);
+	u8 writer = RMPT_WRITER_HOST(w->idx);
 
-	if (v == RMPT_WORD_ZERO && want &&
-	    !discarded_since(w->discards_then[idx],
-				  __atomic_load_n(&ctl_discards(w->s->ctl)[page],
-						  __ATOMIC_ACQUIRE)))
-		v = RMPT_WORD_BAD;
-	host_judge(w, page, HOST_WORD0 + w->id, got, v,
-		   want ? rmpt_stamp_make(RMPT_WRITER_HOST(w->id), want, page) : 0);
+	host_judge(w, page, HOST_WORD0 + w->idx, got,
+		   own_verdict(got, writer, page, want, w->discards_then[idx],
+			       &ctl_discards(w->s->ctl)[page]),
+		   want ? rmpt_stamp_make(writer, want, page) : 0);
 }
 
 /* The owner's stamps, any seq; leftover pages have no guest writer at all. */
-static void host_check_guest_word(struct host_worker *w, u64 page, u64 *word)
+static void host_check_guest_word(struct actor *w, u64 page, u64 *word)
 {
-	int owner = page_owner(&w->s->l, page);
+	const struct layout *l = &w->s->l;
+	u64 owner = (page - l->first_page) / l->vcpu_pages;
 	struct rmpt_fault f;
 	u64 got;
 
-	if (!rmpt_try_read(word, &got, &f)) {
+	if (!rmpt_try_read(word, &got, &f))
 		host_unexpected(w, "read", word, &f);
-		return;
-	}
-	if (owner < 0)
+	else if (owner >= w->s->p.nr_vcpus)
 		host_judge(w, page, GUEST_WORD, got, got ? RMPT_WORD_BAD : RMPT_WORD_ZERO, 0);
 	else
 		host_judge(w, page, GUEST_WORD, got,
@@ -1011,9 +787,9 @@ static void host_check_guest_word(struct host_worker *w, u64 page, u64 *word)
  * page was discarded), then check the guest's word.  base is the page's
  * shared mapping; only the unexpected_sigbus injection passes another.
  */
-static void host_stamp(struct host_worker *w, u64 page, u8 *base)
+static void host_stamp(struct actor *w, u64 page, u8 *base)
 {
-	u64 *word = (u64 *)base + HOST_WORD0 + w->id;
+	u64 *word = (u64 *)base + HOST_WORD0 + w->idx, idx = page - w->s->l.first_page;
 	struct rmpt_fault f;
 	u64 old, stamp;
 
@@ -1023,14 +799,13 @@ static void host_stamp(struct host_worker *w, u64 page, u8 *base)
 	}
 	host_check_own(w, page, old);
 	w->seq = rmpt_seq_next(w->seq);
-	stamp = rmpt_stamp_make(RMPT_WRITER_HOST(w->id), w->seq, page);
-	w->discards_then[page - w->s->l.first_page] =
-		__atomic_load_n(&ctl_discards(w->s->ctl)[page], __ATOMIC_ACQUIRE);
+	stamp = rmpt_stamp_make(RMPT_WRITER_HOST(w->idx), w->seq, page);
+	w->discards_then[idx] = __atomic_load_n(&ctl_discards(w->s->ctl)[page], __ATOMIC_ACQUIRE);
 	if (!rmpt_timed_write(&w->acc, word, stamp, &f)) {
 		host_unexpected(w, "write", word, &f);
 		return;
 	}
-	w->table[page - w->s->l.first_page] = w->seq;
+	w->table[idx] = w->seq;
 	rmpt_bump(&w->stamps);
 	/* A zero no discard explains: what a kernel that loses a store leaves. */
 	if (host_inject(w, INJECT_LOST_WRITE)) {
@@ -1045,7 +820,7 @@ static void host_stamp(struct host_worker *w, u64 page, u8 *base)
 }
 
 /* A private page: the access must raise SIGBUS BUS_ADRERR at exactly addr. */
-static void host_probe(struct host_worker *w, bool write, u8 *addr)
+static void host_probe(struct actor *w, bool write, u8 *addr)
 {
 	struct rmpt_fault f;
 	char why[256];
@@ -1056,71 +831,43 @@ static void host_probe(struct host_worker *w, bool write, u8 *addr)
 		rmpt_timed_write(&w->acc, addr, PROBE_POISON, &f);
 	else
 		rmpt_timed_read(&w->acc, addr, &val, &f);
-	if (!rmpt_check_sigbus(&f, addr, BUS_ADRERR, why, sizeof(why))) {
+	if (!rmpt_check_sigbus(&f, addr, BUS_ADRERR, why, sizeof(why)))
 		rmpt_bump(&w->sigbus_ok);
-		return;
-	}
-	fail_note(&w->missed, w->why, sizeof(w->why), "host thread %u: private %s at %p: %s", w->id,
-		  write ? "write" : "read", addr, why);
-}
-
-static void host_do_op(struct host_worker *w, const struct host_op *op)
-{
-	struct stress *s = w->s;
-
-	if (op->kind == HOP_STAMP) {
-		if (s->rv->view && host_inject(w, INJECT_UNEXPECTED_SIGBUS))
-			host_stamp(w, op->page, view_page_hva(s, op->page));
-		else
-			host_stamp(w, op->page, page_hva(s, op->page));
-		return;
-	}
-	if (!s->rv->view) {
-		rmpt_bump(&w->probes_skipped);
-		return;
-	}
-	/* The injected probe reads, so that it changes no stamp when it lands. */
-	if (host_inject(w, INJECT_MISSED_SIGBUS))
-		host_probe(w, false, page_hva(s, op->page) + op->offset);
 	else
-		host_probe(w, op->kind == HOP_PROBE_WRITE,
-			   view_page_hva(s, op->page) + op->offset);
+		fail_note(w, &w->missed, "host thread %u: private %s at %p: %s", w->idx,
+			  write ? "write" : "read", addr, why);
 }
 
-static void *host_worker_fn(void *arg)
+/* The next operation of the host thread; with -S only its schedule. */
+static void host_step(struct actor *w)
 {
-	struct host_worker *w = arg;
 	struct stress *s = w->s;
-	struct host_op op;
-	u64 faults, i;
+	u64 r = rmpt_rng_next(&w->rng), kind = HOP_STAMP, offset = 0;
+	u64 page = s->l.first_page + rmpt_rng_next(&w->rng) % s->l.nr_pages;
 
-	rmpt_numa_run_thread_on(w->node);
-	rmpt_sigbus_init();
-	pthread_barrier_wait(&s->start);
-	faults = thread_page_faults();
-	w->start_ns = rmpt_now_ns();
-	for (i = 0; i < s->p.max_ops && !stopping(s); i++) {
-		host_op_next(&w->rng, &s->l, &op, &w->sched);
-		host_do_op(w, &op);
-		rmpt_bump(&w->ops);
+	if (!(r % PROBE_ONE_IN)) {
+		kind = (r >> 32) & 1 ? HOP_PROBE_WRITE : HOP_PROBE_READ;
+		offset = (r >> 40) % WORDS_PER_PAGE * sizeof(u64);
 	}
-	w->end_ns = rmpt_now_ns();
-	w->page_faults = thread_page_faults() - faults;
-	WRITE_ONCE(w->finished, true);
-	return NULL;
+	sched_note(&w->sched, kind, page, offset);
+	if (s->p.dry_run)
+		return;
+	if (kind == HOP_STAMP)
+		host_stamp(w, page, s->rv->view && host_inject(w, INJECT_UNEXPECTED_SIGBUS) ?
+			   view_page_hva(s, page) : page_hva(s, page));
+	else if (!s->rv->view)
+		rmpt_bump(&w->probes_skipped);
+	/* The injected probe reads, so that it changes no stamp when it lands. */
+	else if (host_inject(w, INJECT_MISSED_SIGBUS))
+		host_probe(w, false, page_hva(s, page) + offset);
+	else
+		host_probe(w, kind == HOP_PROBE_WRITE, view_page_hva(s, page) + offset);
 }
 
 /* ---- host: splitter and collapser ---------------------------------------- */
 
-static void thp_error(struct thp_worker *w, int err)
-{
-	if (!w->errors)
-		w->first_errno = err;
-	rmpt_bump(&w->errors);
-}
-
 /* 1 or 0; -1 (and pmd_errno kept) where PAGEMAP_SCAN cannot tell. */
-static int chunk_pmd_mapped(struct thp_worker *w, u64 chunk)
+static int chunk_pmd_mapped(struct actor *w, u64 chunk)
 {
 	int ret = rmpt_pmd_mapped(chunk_hva(w->s, chunk));
 
@@ -1130,69 +877,67 @@ static int chunk_pmd_mapped(struct thp_worker *w, u64 chunk)
 	return -1;
 }
 
-/* A discard of the page, as the checkers count them (ctl_discards()). */
-static void count_discard(struct stress *s, const struct split_op *op, u64 what)
+/* A random 2M range of the stress area. */
+static u64 next_chunk(struct actor *w)
 {
-	__atomic_fetch_add(&ctl_discards(s->ctl)[op->chunk * PAGES_PER_2M + op->page],
-			   what, __ATOMIC_SEQ_CST);
+	const struct layout *l = &w->s->l;
+
+	return l->ctl_chunks + rmpt_rng_next(&w->rng) % (l->nr_chunks - l->ctl_chunks);
 }
 
-/* The remove variant: guest_memfd is order-0, there is no THP to split. */
-static void split_punch_view(struct thp_worker *w, const struct split_op *op)
-{
-	off_t off = (op->chunk * PAGES_PER_2M + op->page) * SZ_4K;
-	int ret;
-
-	count_discard(w->s, op, DISCARD_BEGIN);
-	ret = fallocate(w->s->rv->view_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off,
-			SZ_4K);
-	count_discard(w->s, op, DISCARD_END);
-	if (ret)
-		thp_error(w, errno);
-	else
-		rmpt_bump(&w->punches);
-}
-
-static void split_discard(struct thp_worker *w, const struct split_op *op)
+/*
+ * Discard one 4K, counted as the checkers expect (ctl_discards()); the
+ * remove variant punches the view, which is order-0: no THP to split.
+ * Test-only no_split schedules the operation, never does it.
+ */
+static void split_step(struct actor *w)
 {
 	struct stress *s = w->s;
-	u64 gpa = RMPT_DATA_GPA + (op->chunk * PAGES_PER_2M + op->page) * SZ_4K;
-	int before, after, ret;
+	u64 chunk = next_chunk(w), page = rmpt_rng_next(&w->rng) % PAGES_PER_2M, *count;
+	bool punch = !(rmpt_rng_next(&w->rng) % PUNCH_ONE_IN);
+	int before = -1, after, ret;
 
-	before = chunk_pmd_mapped(w, op->chunk);
-	count_discard(s, op, DISCARD_BEGIN);
-	ret = rmpt_discard_shared(s->rv, gpa, SZ_4K, MADV_DONTNEED);
-	count_discard(s, op, DISCARD_END);
+	sched_note(&w->sched, chunk, page, punch);
+	if (s->p.dry_run || s->p.inject == INJECT_NO_SPLIT)
+		return;
+	page += chunk * PAGES_PER_2M;
+	count = &ctl_discards(s->ctl)[page];
+	punch = punch && s->rv->view;
+	if (!punch)
+		before = chunk_pmd_mapped(w, chunk);
+	__atomic_fetch_add(count, DISCARD_BEGIN, __ATOMIC_SEQ_CST);
+	if (punch)
+		ret = fallocate(s->rv->view_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				page * SZ_4K, SZ_4K) ? -errno : 0;
+	else
+		ret = rmpt_discard_shared(s->rv, RMPT_DATA_GPA + page * SZ_4K, SZ_4K,
+					  MADV_DONTNEED);
+	__atomic_fetch_add(count, DISCARD_END, __ATOMIC_SEQ_CST);
 	if (ret) {
-		thp_error(w, -ret);
+		fail_note(w, &w->errors, "splitter: %s of page %lu: errno %d (%s)",
+			  punch ? "PUNCH_HOLE" : "MADV_DONTNEED", page, -ret, strerror(-ret));
 		return;
 	}
-	after = chunk_pmd_mapped(w, op->chunk);
+	if (punch) {
+		rmpt_bump(&w->punches);
+		return;
+	}
+	after = chunk_pmd_mapped(w, chunk);
 	if (before == 1)
 		rmpt_bump(&w->on_pmd);
 	if (before == 1 && after == 0)
 		rmpt_bump(&w->observed);
 }
 
-/* One op of the splitter; test-only no_split schedules it, never does it. */
-static void split_step(struct thp_worker *w)
+/* Test-only no_collapse schedules the operation, never does it. */
+static void collapse_step(struct actor *w)
 {
-	struct stress *s = w->s;
-	struct split_op op;
-
-	split_op_next(&w->rng, &s->l, &op, &w->sched);
-	if (s->p.inject == INJECT_NO_SPLIT)
-		return;
-	if (op.punch && s->rv->view)
-		split_punch_view(w, &op);
-	else
-		split_discard(w, &op);
-}
-
-static void collapse_chunk(struct thp_worker *w, u64 chunk)
-{
+	u64 chunk = next_chunk(w);
 	int ret;
 
+	sched_note(&w->sched, chunk, 0, 0);
+	if (w->s->p.dry_run || w->s->p.inject == INJECT_NO_COLLAPSE)
+		return;
 	if (chunk_pmd_mapped(w, chunk) == 1) {
 		rmpt_bump(&w->already_huge);
 		return;
@@ -1200,96 +945,255 @@ static void collapse_chunk(struct thp_worker *w, u64 chunk)
 	ret = rmpt_collapse(chunk_hva(w->s, chunk), SZ_2M);
 	if (ret == -EAGAIN) {
 		rmpt_bump(&w->eagain);
-		return;
+	} else if (ret) {
+		fail_note(w, &w->errors, "collapser: MADV_COLLAPSE of 2M range %lu: errno %d (%s)",
+			  chunk, -ret, strerror(-ret));
+	} else {
+		rmpt_bump(&w->on_pmd);
+		if (chunk_pmd_mapped(w, chunk) == 1)
+			rmpt_bump(&w->observed);
 	}
-	if (ret) {
-		thp_error(w, -ret);
-		return;
-	}
-	rmpt_bump(&w->on_pmd);
-	if (chunk_pmd_mapped(w, chunk) == 1)
-		rmpt_bump(&w->observed);
 }
 
-/* One op of the collapser; test-only no_collapse schedules it, never does it. */
-static void collapse_step(struct thp_worker *w)
+/*
+ * The next operation of an actor on the host; with -S only its schedule,
+ * and then the vCPU's too, which the guest otherwise computes itself.
+ */
+static void actor_step(struct actor *a)
 {
-	u64 chunk = collapse_op_next(&w->rng, &w->s->l, &w->sched);
+	struct stress *s = a->s;
+	struct guest_op op;
 
-	if (w->s->p.inject != INJECT_NO_COLLAPSE)
-		collapse_chunk(w, chunk);
+	switch (a->kind) {
+	case ACTOR_VCPU:
+		guest_op_next(&a->rng, s->l.vcpu_pages,
+			      s->conv == CONV_NONE ? 0 : s->p.conv_per_mille, &op);
+		sched_note(&a->sched, op.kind, op.page, 0);
+		break;
+	case ACTOR_HOST:
+		host_step(a);
+		break;
+	case ACTOR_SPLITTER:
+		split_step(a);
+		break;
+	case ACTOR_COLLAPSER:
+		collapse_step(a);
+		break;
+	}
 }
 
-static void *thp_worker_fn(void *arg)
-{
-	struct thp_worker *w = arg;
-	struct stress *s = w->s;
-	bool split = w == &s->splitter;
-	u64 i;
+/* ---- the actors ---------------------------------------------------------- */
 
-	rmpt_numa_run_thread_on(w->node);
+static u64 thread_page_faults(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_THREAD, &ru);
+	return ru.ru_minflt + ru.ru_majflt;
+}
+
+static void *actor_fn(void *arg)
+{
+	struct actor *a = arg;
+	struct stress *s = a->s;
+	u64 faults, i;
+
+	rmpt_numa_run_thread_on(a->node);
 	pthread_barrier_wait(&s->start);
-	w->start_ns = rmpt_now_ns();
-	for (i = 0; i < s->p.max_ops && !stopping(s); i++) {
-		if (split)
-			split_step(w);
-		else
-			collapse_step(w);
-		rmpt_bump(&w->ops);
-		usleep(split ? SPLIT_GAP_US : COLLAPSE_GAP_US);
+	faults = thread_page_faults();
+	a->start_ns = rmpt_now_ns();
+	if (a->kind == ACTOR_VCPU && vcpu_wait_turn(a))
+		while (vcpu_step(a))
+			;
+	for (i = 0; a->kind != ACTOR_VCPU && i < s->p.max_ops && !READ_ONCE(s->stop); i++) {
+		actor_step(a);
+		rmpt_bump(&a->ops);
+		if (a->kind != ACTOR_HOST)
+			usleep(a->kind == ACTOR_SPLITTER ? SPLIT_GAP_US : COLLAPSE_GAP_US);
 	}
-	w->end_ns = rmpt_now_ns();
-	WRITE_ONCE(w->finished, true);
+	a->end_ns = rmpt_now_ns();
+	a->page_faults = thread_page_faults() - faults;
+	WRITE_ONCE(a->finished, true);
 	return NULL;
+}
+
+/* The node of actor or 2M range i: -n's, else spread over the allowed ones. */
+static int planned_node(const struct params *p, u64 i)
+{
+	return p->numa_node >= 0 ? p->numa_node : rmpt_numa_node(i);
+}
+
+static void init_actor(struct stress *s, struct actor *a, enum actor_kind kind, u32 idx,
+		       u32 node_idx)
+{
+	a->s = s;
+	a->kind = kind;
+	a->idx = idx;
+	a->node = planned_node(&s->p, node_idx);
+	a->rng = rng_seed(s->p.seed, ACTOR_ID(kind, idx));
+	a->sched.hash = RMPT_FNV_OFFSET;
+	rmpt_access_stats_init(&a->acc);
+	if (kind != ACTOR_HOST || s->p.dry_run)
+		return;
+	a->table = calloc(s->l.nr_pages, sizeof(*a->table));
+	a->discards_then = calloc(s->l.nr_pages, sizeof(*a->discards_then));
+	TEST_ASSERT(a->table && a->discards_then,
+		    "calloc of %lu sequence numbers and counts: expected memory, got none",
+		    s->l.nr_pages);
+}
+
+static void init_actors(struct stress *s)
+{
+	u32 i;
+
+	s->nr_actors = s->p.nr_vcpus + s->p.nr_threads + 2;
+	s->actors = calloc(s->nr_actors, sizeof(*s->actors));
+	TEST_ASSERT(s->actors, "calloc of %u actors: expected memory, got none", s->nr_actors);
+	s->hosts = s->actors + s->p.nr_vcpus;
+	s->splitter = s->hosts + s->p.nr_threads;
+	s->collapser = s->splitter + 1;
+	for (i = 0; i < s->p.nr_vcpus; i++)
+		init_actor(s, &s->actors[i], ACTOR_VCPU, i, i);
+	for (i = 0; i < s->p.nr_threads; i++)
+		init_actor(s, &s->hosts[i], ACTOR_HOST, i, i);
+	init_actor(s, s->splitter, ACTOR_SPLITTER, 0, 0);
+	init_actor(s, s->collapser, ACTOR_COLLAPSER, 0, 1);
+}
+
+/* ---- the watch over the run ---------------------------------------------- */
+
+/* The actors' counts, on node only (-1: all), read while they may still run. */
+static void sum_actors(struct stress *s, int node, struct totals *t)
+{
+	struct guest_stats *st;
+	struct actor *a;
+	u32 i;
+
+	memset(t, 0, sizeof(*t));
+	for (i = 0; i < s->nr_actors; i++) {
+		a = &s->actors[i];
+		st = &s->ctl->vcpu[a->idx];
+		if (node >= 0 && a->node != node)
+			continue;
+		t->running += !READ_ONCE(a->finished);
+		if (a->kind == ACTOR_VCPU) {
+			t->vcpus++;
+			t->run_errors += READ_ONCE(a->errors);
+			t->guest_mismatches += READ_ONCE(st->mismatches);
+			t->conv_errors += READ_ONCE(st->conv_errors);
+			t->guest_stamps += READ_ONCE(st->stamps);
+			t->conversions += READ_ONCE(st->conversions);
+		} else if (a->kind == ACTOR_HOST) {
+			t->hosts++;
+			t->unexpected += READ_ONCE(a->unexpected);
+			t->missed += READ_ONCE(a->missed);
+			t->host_mismatches += READ_ONCE(a->mismatches);
+			t->host_ops += READ_ONCE(a->ops);
+			t->host_accesses += READ_ONCE(a->acc.accesses);
+			t->sigbus += READ_ONCE(a->sigbus_ok);
+			t->page_faults += READ_ONCE(a->page_faults);
+			t->probes_skipped += READ_ONCE(a->probes_skipped);
+		}
+	}
+}
+
+static void print_progress(struct stress *s, const struct totals *t, u64 now)
+{
+	ksft_print_msg("t=%lus: host ops %lu, guest stamps %lu, splits %lu, collapses %lu\n",
+		       (now - s->start_ns) / NSEC_PER_SEC, t->host_ops, t->guest_stamps,
+		       READ_ONCE(s->splitter->observed), READ_ONCE(s->collapser->observed));
+}
+
+/* Until the deadline, all actors done, or the first broken invariant; then stop all. */
+static void monitor(struct stress *s)
+{
+	u64 next = s->start_ns + PROGRESS_EVERY_S * NSEC_PER_SEC, now;
+	struct totals t;
+
+	for (;;) {
+		usleep(MONITOR_TICK_US);
+		now = rmpt_now_ns();
+		sum_actors(s, -1, &t);
+		if (now >= s->deadline_ns || !t.running)
+			break;
+		if (t.unexpected + t.missed + t.host_mismatches + t.guest_mismatches +
+		    t.run_errors + t.conv_errors) {
+			ksft_print_msg("t=%.1fs: an invariant broke during the run: stopping\n",
+				       (now - s->start_ns) / 1e9);
+			break;
+		}
+		if (now >= next) {
+			print_progress(s, &t, now);
+			next += PROGRESS_EVERY_S * NSEC_PER_SEC;
+		}
+	}
+	WRITE_ONCE(s->stop, 1);
+	WRITE_ONCE(s->ctl->stop, 1);
+}
+
+/* Every actor behind one barrier, so that the clock starts when they all do. */
+static void run_actors(struct stress *s)
+{
+	struct guest_stats *st;
+	struct actor *a;
+	int err;
+	u32 i;
+
+	rmpt_sigbus_init();
+	pthread_barrier_init(&s->start, NULL, s->nr_actors + 1);
+	for (i = 0; i < s->nr_actors; i++) {
+		err = pthread_create(&s->actors[i].thread, NULL, actor_fn, &s->actors[i]);
+		TEST_ASSERT(!err, "pthread_create: expected 0, got %d (%s)", err, strerror(err));
+	}
+	rmpt_thp_stats_read(&s->thp_before);
+	s->start_ns = rmpt_now_ns();
+	s->deadline_ns = s->start_ns + s->p.duration_s * NSEC_PER_SEC;
+	pthread_barrier_wait(&s->start);
+	monitor(s);
+	for (i = 0; i < s->nr_actors; i++) {
+		a = &s->actors[i];
+		pthread_join(a->thread, NULL);
+		if (a->kind != ACTOR_VCPU)
+			continue;
+		st = &s->ctl->vcpu[a->idx];
+		a->ops = st->ops;
+		a->sched = (struct sched_hash){ st->sched_hash, st->sched_ops };
+	}
+	s->end_ns = rmpt_now_ns();
+	rmpt_thp_stats_read(&s->thp_after);
+	pthread_barrier_destroy(&s->start);
 }
 
 /* ---- setup --------------------------------------------------------------- */
 
-static const enum rmpt_flavour flavour_order[] = { RMPT_SNP, RMPT_SW_PROTECTED, RMPT_DEFAULT };
-
-/* The -f flavour if usable, else the strongest usable; false and why if none. */
-static bool choose_flavour(struct stress *s, char *why, size_t len)
-{
-	size_t i;
-
-	if (s->p.flavour_given)
-		return rmpt_flavour_usable(&s->caps, s->p.flavour, why, len);
-	for (i = 0; i < ARRAY_SIZE(flavour_order); i++) {
-		if (rmpt_flavour_usable(&s->caps, flavour_order[i], why, len)) {
-			s->p.flavour = flavour_order[i];
-			return true;
-		}
-	}
-	return false;
-}
-
-/* SKIP up front, naming what is missing. */
+/*
+ * The -f flavour, else the strongest usable, and the conversions it allows;
+ * a SKIP naming what is missing where it is not usable.  -S runs anyway:
+ * its schedule depends on the flavour only through conversions.
+ */
 static void pick_flavour(struct stress *s)
 {
-	char why[512];
+	static const enum rmpt_flavour order[] = { RMPT_SNP, RMPT_SW_PROTECTED, RMPT_DEFAULT };
+	char why[512], snp[256], swp[256];
+	bool usable;
+	size_t i;
 
-	if (s->p.flavour == RMPT_LEGACY_V6)
+	if (!s->p.dry_run && s->p.flavour == RMPT_LEGACY_V6)
 		ksft_exit_skip("flavour legacy_v6: not covered here (in-kernel conversions)\n");
-	if (!choose_flavour(s, why, sizeof(why)))
+	usable = s->p.flavour_given &&
+		 rmpt_flavour_usable(&s->caps, s->p.flavour, why, sizeof(why));
+	for (i = 0; !s->p.flavour_given && !usable && i < ARRAY_SIZE(order); i++) {
+		s->p.flavour = order[i];
+		usable = rmpt_flavour_usable(&s->caps, order[i], why, sizeof(why));
+	}
+	if (!s->p.dry_run && !usable)
 		ksft_exit_skip("flavour %s: %s\n",
 			       s->p.flavour_given ? rmpt_flavour_name(s->p.flavour) : "any", why);
-}
 
-/* Which conversions the guest can do, and if none, why, naming each flavour's lack. */
-static void pick_conversions(struct stress *s)
-{
-	char snp[256], swp[256];
-
-	switch (s->p.flavour) {
-	case RMPT_SNP:
-		s->conv = CONV_SNP_PSC;
+	s->conv = s->p.flavour == RMPT_SNP ? CONV_SNP_PSC :
+		  s->p.flavour == RMPT_SW_PROTECTED ? CONV_HYPERCALL : CONV_NONE;
+	if (s->conv != CONV_NONE)
 		return;
-	case RMPT_SW_PROTECTED:
-		s->conv = CONV_HYPERCALL;
-		return;
-	default:
-		s->conv = CONV_NONE;
-	}
 	if (rmpt_flavour_usable(&s->caps, RMPT_SNP, snp, sizeof(snp)))
 		snprintf(snp, sizeof(snp), "usable, not chosen");
 	if (rmpt_flavour_usable(&s->caps, RMPT_SW_PROTECTED, swp, sizeof(swp)))
@@ -1297,12 +1201,6 @@ static void pick_conversions(struct stress *s)
 	snprintf(s->conv_why, sizeof(s->conv_why),
 		 "flavour %s has no private memory attributes to convert (snp: %s; sw_protected: %s)",
 		 rmpt_flavour_name(s->p.flavour), snp, swp);
-}
-
-/* The node of actor or 2M range i: -n's, else spread over the allowed ones. */
-static int planned_node(const struct params *p, u64 i)
-{
-	return p->numa_node >= 0 ? p->numa_node : rmpt_numa_node(i);
 }
 
 /*
@@ -1320,7 +1218,6 @@ static void create_vm(struct stress *s)
 		.backing = s->thp_on ? VM_MEM_SRC_ANONYMOUS_THP : VM_MEM_SRC_ANONYMOUS,
 		.numa_node = s->p.numa_node,
 	};
-	struct stress_ctl *ctl;
 	u64 c;
 
 	s->rv = rmpt_vm_create(&s->caps, &vp);
@@ -1329,19 +1226,17 @@ static void create_vm(struct stress *s)
 		rmpt_numa_place_range(chunk_hva(s, c), SZ_2M, rmpt_numa_node(c));
 
 	s->ctl = (struct stress_ctl *)s->rv->data_hva;
-	ctl = s->ctl;
-	memset(ctl, 0, sizeof(*ctl));
-	ctl->seed = s->p.seed;
-	ctl->nr_threads = s->p.nr_threads;
-	ctl->first_page = s->l.first_page;
-	ctl->vcpu_pages = s->l.vcpu_pages;
-	ctl->conv_mode = s->conv;
-	ctl->conv_per_mille = s->conv == CONV_NONE ? 0 : s->p.conv_per_mille;
-	ctl->max_ops = s->p.max_ops;
-	ctl->sched_ops = SCHED_HASH_OPS;
-	ctl->inject = s->p.inject;
-	ctl->region_pages = s->l.nr_chunks * PAGES_PER_2M;
-
+	*s->ctl = (struct stress_ctl){
+		.seed = s->p.seed,
+		.nr_threads = s->p.nr_threads,
+		.first_page = s->l.first_page,
+		.vcpu_pages = s->l.vcpu_pages,
+		.conv_mode = s->conv,
+		.conv_per_mille = s->conv == CONV_NONE ? 0 : s->p.conv_per_mille,
+		.max_ops = s->p.max_ops,
+		.inject = s->p.inject,
+		.region_pages = s->l.nr_chunks * PAGES_PER_2M,
+	};
 	for (c = s->l.ctl_chunks; c < s->l.nr_chunks; c++) {
 		WRITE_ONCE(((u64 *)chunk_hva(s, c))[PREFAULT_WORD], 0);
 		s->huge_at_start += rmpt_pmd_mapped(chunk_hva(s, c)) == 1;
@@ -1355,7 +1250,7 @@ static void print_setup(struct stress *s)
 
 	ksft_print_msg("flavour %s, seed 0x%lx (rerun with -s 0x%lx)\n",
 		       rmpt_flavour_name(p->flavour), p->seed, p->seed);
-	ksft_print_msg("%lu s%s, %u vCPUs, %u host threads, %lu MiB, NUMA %s of %d node(s)\n",
+	ksft_print_msg("%lu s%s, %lu vCPUs, %lu host threads, %lu MiB, NUMA %s of %d node(s)\n",
 		       p->duration_s, p->quick ? " (quick)" : "", p->nr_vcpus, p->nr_threads,
 		       p->mem_mib, p->numa_node < 0 ? "spread" : "bound", rmpt_numa_nodes());
 	ksft_print_msg("layout: control %lu MiB, %lu MiB per vCPU, %lu MiB host-only\n",
@@ -1363,186 +1258,19 @@ static void print_setup(struct stress *s)
 		       (l->nr_pages - l->vcpu_pages * p->nr_vcpus) * SZ_4K >> 20);
 	ksft_print_msg("%d of %lu 2M ranges PMD-mapped at start\n", s->huge_at_start,
 		       l->nr_chunks - l->ctl_chunks);
-	/* MADV_REMOVE needs a shared mapping: the data region is private anonymous. */
 	ksft_print_msg("splitter: MADV_DONTNEED of 4K in the data region; 1 in %d ops %s\n",
 		       PUNCH_ONE_IN, s->rv->view ?
 		       "PUNCH_HOLE the guest_memfd view instead of MADV_REMOVE" :
 		       "also MADV_DONTNEED (no guest_memfd view)");
-	if (!s->rv->view)
-		ksft_print_msg("private probes skipped: %s\n", s->rv->view_why);
-	if (s->conv == CONV_NONE)
-		ksft_print_msg("conversion actors: SKIP: %s\n", s->conv_why);
-	if (!s->thp_on)
-		ksft_print_msg("THP: %s; split and collapse checks skipped\n", s->thp_why);
 	if (p->inject)
 		ksft_print_msg("TEST-ONLY fault injection: %s\n", inject_names[p->inject]);
-}
-
-/* ---- the actors' threads ------------------------------------------------- */
-
-static void init_thp_worker(struct stress *s, struct thp_worker *w, const char *name,
-			    enum actor_kind kind, int node)
-{
-	*w = (struct thp_worker){ .s = s, .name = name, .node = node,
-				  .rng = rng_seed(s->p.seed, ACTOR_ID(kind, 0)),
-				  .sched.hash = RMPT_FNV_OFFSET };
-}
-
-static void init_host_worker(struct stress *s, struct host_worker *w, u32 id)
-{
-	w->s = s;
-	w->id = id;
-	w->node = planned_node(&s->p, id);
-	w->rng = rng_seed(s->p.seed, ACTOR_ID(ACTOR_HOST, id));
-	w->sched.hash = RMPT_FNV_OFFSET;
-	w->table = calloc(s->l.nr_pages, sizeof(*w->table));
-	w->discards_then = calloc(s->l.nr_pages, sizeof(*w->discards_then));
-	TEST_ASSERT(w->table && w->discards_then,
-		    "calloc of %lu sequence numbers and counts: expected memory, got none",
-		    s->l.nr_pages);
-	rmpt_access_stats_init(&w->acc);
-}
-
-static void create_thread(pthread_t *t, void *(*fn)(void *), void *arg)
-{
-	int err = pthread_create(t, NULL, fn, arg);
-
-	TEST_ASSERT(!err, "pthread_create: expected 0, got %d (%s)", err, strerror(err));
-}
-
-/* Every actor behind one barrier, so that the clock starts when they all do. */
-static void start_actors(struct stress *s)
-{
-	u32 i;
-
-	pthread_barrier_init(&s->start, NULL, s->p.nr_vcpus + s->p.nr_threads + 3);
-	for (i = 0; i < s->p.nr_vcpus; i++) {
-		s->vcpus[i] = (struct vcpu_worker){ .s = s, .idx = i,
-						    .node = planned_node(&s->p, i) };
-		create_thread(&s->vcpus[i].thread, vcpu_worker_fn, &s->vcpus[i]);
-	}
-	s->hosts = calloc(s->p.nr_threads, sizeof(*s->hosts));
-	TEST_ASSERT(s->hosts, "calloc of host workers: expected memory, got none");
-	for (i = 0; i < s->p.nr_threads; i++) {
-		init_host_worker(s, &s->hosts[i], i);
-		create_thread(&s->hosts[i].thread, host_worker_fn, &s->hosts[i]);
-	}
-	init_thp_worker(s, &s->splitter, "splitter", ACTOR_SPLITTER, planned_node(&s->p, 0));
-	init_thp_worker(s, &s->collapser, "collapser", ACTOR_COLLAPSER, planned_node(&s->p, 1));
-	create_thread(&s->splitter.thread, thp_worker_fn, &s->splitter);
-	create_thread(&s->collapser.thread, thp_worker_fn, &s->collapser);
-
-	rmpt_thp_stats_read(&s->thp_before);
-	s->start_ns = rmpt_now_ns();
-	s->deadline_ns = s->start_ns + s->p.duration_s * NSEC_PER_SEC;
-	pthread_barrier_wait(&s->start);
-}
-
-static void join_actors(struct stress *s)
-{
-	u32 i;
-
-	for (i = 0; i < s->p.nr_vcpus; i++)
-		pthread_join(s->vcpus[i].thread, NULL);
-	for (i = 0; i < s->p.nr_threads; i++)
-		pthread_join(s->hosts[i].thread, NULL);
-	pthread_join(s->splitter.thread, NULL);
-	pthread_join(s->collapser.thread, NULL);
-	s->end_ns = rmpt_now_ns();
-	rmpt_thp_stats_read(&s->thp_after);
-	pthread_barrier_destroy(&s->start);
-}
-
-static void free_stress(struct stress *s)
-{
-	u32 i;
-
-	for (i = 0; i < s->p.nr_threads; i++) {
-		free(s->hosts[i].table);
-		free(s->hosts[i].discards_then);
-	}
-	free(s->hosts);
-	rmpt_vm_free(s->rv);
-}
-
-/* ---- the watch over the run ---------------------------------------------- */
-
-static u64 read_count(const u64 *counter)
-{
-	return __atomic_load_n(counter, __ATOMIC_ACQUIRE);
-}
-
-static bool all_finished(struct stress *s)
-{
-	u32 i;
-
-	for (i = 0; i < s->p.nr_vcpus; i++)
-		if (!READ_ONCE(s->vcpus[i].finished))
-			return false;
-	for (i = 0; i < s->p.nr_threads; i++)
-		if (!READ_ONCE(s->hosts[i].finished))
-			return false;
-	return READ_ONCE(s->splitter.finished) && READ_ONCE(s->collapser.finished);
-}
-
-/* Every count that must stay zero, summed as the run goes. */
-static u64 failures_so_far(struct stress *s)
-{
-	u64 n = 0;
-	u32 i;
-
-	for (i = 0; i < s->p.nr_vcpus; i++)
-		n += read_count(&s->vcpus[i].errors) + READ_ONCE(s->ctl->vcpu[i].mismatches) +
-		     READ_ONCE(s->ctl->vcpu[i].conv_errors);
-	for (i = 0; i < s->p.nr_threads; i++)
-		n += read_count(&s->hosts[i].unexpected) + read_count(&s->hosts[i].missed) +
-		     read_count(&s->hosts[i].mismatches);
-	return n;
-}
-
-static void print_progress(struct stress *s, u64 now)
-{
-	u64 host = 0, guest = 0;
-	u32 i;
-
-	for (i = 0; i < s->p.nr_threads; i++)
-		host += READ_ONCE(s->hosts[i].ops);
-	for (i = 0; i < s->p.nr_vcpus; i++)
-		guest += READ_ONCE(s->ctl->vcpu[i].stamps);
-	ksft_print_msg("t=%lus: host ops %lu, guest stamps %lu, splits %lu, collapses %lu\n",
-		       (now - s->start_ns) / NSEC_PER_SEC, host, guest,
-		       READ_ONCE(s->splitter.observed), READ_ONCE(s->collapser.observed));
-}
-
-/* Until the deadline, all actors done, or the first broken invariant; then stop all. */
-static void monitor(struct stress *s)
-{
-	u64 next = s->start_ns + PROGRESS_EVERY_S * NSEC_PER_SEC, now;
-
-	for (;;) {
-		usleep(MONITOR_TICK_US);
-		now = rmpt_now_ns();
-		if (now >= s->deadline_ns || all_finished(s))
-			break;
-		if (failures_so_far(s)) {
-			ksft_print_msg("t=%.1fs: an invariant broke during the run: stopping\n",
-				       (now - s->start_ns) / 1e9);
-			break;
-		}
-		if (now >= next) {
-			print_progress(s, now);
-			next += PROGRESS_EVERY_S * NSEC_PER_SEC;
-		}
-	}
-	__atomic_store_n(&s->stop, 1, __ATOMIC_RELAXED);
-	WRITE_ONCE(s->ctl->stop, 1);
 }
 
 /* ---- the metrics document (schema snp-rmp-metrics/1) --------------------- */
 
 static size_t list_metrics(struct stress *s, const struct totals *t, struct rmpt_metric *m)
 {
-	u64 ns = t->elapsed_ns;
+	u64 ns = s->end_ns - s->start_ns;
 	size_t n = 0;
 
 #define METRIC(_name, _value, _unit, _better) \
@@ -1561,8 +1289,8 @@ static size_t list_metrics(struct stress *s, const struct totals *t, struct rmpt
 		METRIC("collapses", t->collapses, "collapses", NONE);
 		METRIC("collapses_per_s", rmpt_rate(t->collapses, ns), "collapses/s", HIGHER);
 	}
-	METRIC("splits_observed", s->splitter.observed, "splits", NONE);
-	METRIC("collapses_observed", s->collapser.observed, "collapses", NONE);
+	METRIC("splits_observed", s->splitter->observed, "splits", NONE);
+	METRIC("collapses_observed", s->collapser->observed, "collapses", NONE);
 	METRIC("sigbus_latency_p50_ns", rmpt_hist_percentile(&t->sigbus_lat, 50), "ns", LOWER);
 	METRIC("sigbus_latency_p99_ns", rmpt_hist_percentile(&t->sigbus_lat, 99), "ns", LOWER);
 	METRIC("sigbus_latency_max_ns", t->sigbus_lat.max, "ns", LOWER);
@@ -1579,34 +1307,26 @@ static size_t list_metrics(struct stress *s, const struct totals *t, struct rmpt
 	return n;
 }
 
-/* /proc/cpuinfo's first "model name", or "unknown"; buf holds 256 bytes. */
-static void cpu_model(char *buf)
+static void json_env(struct rmpt_json *j, struct stress *s)
 {
-	FILE *f = fopen("/proc/cpuinfo", "r");
-	char line[256];
+	char buf[512] = "unknown", line[256];
+	struct utsname u;
+	FILE *f;
 
-	snprintf(buf, 256, "unknown");
+	rmpt_json_object_begin(j, "env");
+	if (!uname(&u))
+		snprintf(buf, sizeof(buf), "%s %s", u.release, u.version);
+	rmpt_json_string(j, "kernel", buf);
+	rmpt_json_string(j, "flavour", rmpt_flavour_name(s->p.flavour));
+	rmpt_json_string(j, "thp", rmpt_thp_mode_name(s->caps.thp));
+	/* /proc/cpuinfo's first "model name" */
+	snprintf(buf, sizeof(buf), "unknown");
+	f = fopen("/proc/cpuinfo", "r");
 	while (f && fgets(line, sizeof(line), f) &&
 	       sscanf(line, "model name : %255[^\n]", buf) != 1)
 		;
 	if (f)
 		fclose(f);
-}
-
-static void json_env(struct rmpt_json *j, struct stress *s)
-{
-	struct utsname u;
-	char buf[512];
-
-	rmpt_json_object_begin(j, "env");
-	if (uname(&u))
-		snprintf(buf, sizeof(buf), "unknown");
-	else
-		snprintf(buf, sizeof(buf), "%s %s", u.release, u.version);
-	rmpt_json_string(j, "kernel", buf);
-	rmpt_json_string(j, "flavour", rmpt_flavour_name(s->p.flavour));
-	rmpt_json_string(j, "thp", rmpt_thp_mode_name(s->caps.thp));
-	cpu_model(buf);
 	rmpt_json_string(j, "cpu", buf);
 	rmpt_json_u64(j, "nodes", rmpt_numa_nodes());
 	rmpt_json_u64(j, "host_cpus", sysconf(_SC_NPROCESSORS_ONLN));
@@ -1643,8 +1363,7 @@ static void json_params(struct rmpt_json *j, struct stress *s)
 }
 
 /* Every entry must be 0 for the run to pass, whatever reads the document. */
-static void json_invariants(struct rmpt_json *j, struct stress *s,
-			    const struct totals *t)
+static void json_invariants(struct rmpt_json *j, struct stress *s, const struct totals *t)
 {
 	rmpt_json_object_begin(j, "invariants");
 	rmpt_json_u64(j, "unexpected_sigbus", t->unexpected);
@@ -1654,145 +1373,94 @@ static void json_invariants(struct rmpt_json *j, struct stress *s,
 	rmpt_json_u64(j, "stamp_mismatches_guest", t->guest_mismatches);
 	rmpt_json_u64(j, "kvm_run_errors", t->run_errors + t->conv_errors);
 	rmpt_json_u64(j, "no_splits", s->thp_on &&
-		      (!t->splits || t->splits == RMPT_STAT_ABSENT || !s->splitter.observed));
+		      (!t->splits || t->splits == RMPT_STAT_ABSENT || !s->splitter->observed));
 	rmpt_json_u64(j, "no_collapses", s->thp_on &&
 		      (!t->collapses || t->collapses == RMPT_STAT_ABSENT ||
-		       !s->collapser.observed));
+		       !s->collapser->observed));
 	rmpt_json_u64(j, "kernel_log_bad_lines", t->kmsg_bad > 0 ? t->kmsg_bad : 0);
 	rmpt_json_object_end(j);
 }
 
-/* An entry of per_thread opens with what every actor has. */
-static void json_actor(struct rmpt_json *j, const char *actor, u32 id, int node, u64 ops)
+/* An entry of per_thread. */
+static void json_actor(struct rmpt_json *j, struct stress *s, const struct actor *a)
 {
+	const struct guest_stats *st = &s->ctl->vcpu[a->idx];
+	u64 ns = a->end_ns - a->start_ns;
+
 	rmpt_json_object_begin(j, NULL);
-	rmpt_json_string(j, "actor", actor);
-	rmpt_json_u64(j, "id", id);
-	rmpt_json_i64(j, "node", node);
-	rmpt_json_u64(j, "ops", ops);
-}
-
-static void json_host_thread(struct rmpt_json *j, const struct host_worker *w)
-{
-	u64 ns = w->end_ns - w->start_ns;
-
-	json_actor(j, "host", w->id, w->node, w->ops);
-	rmpt_json_double(j, "ops_per_s", rmpt_rate(w->ops, ns));
-	rmpt_json_u64(j, "accesses", w->acc.accesses);
-	rmpt_json_double(j, "faults_per_s", rmpt_rate(w->acc.accesses, ns));
-	rmpt_json_u64(j, "page_faults", w->page_faults);
-	rmpt_json_double(j, "page_faults_per_s", rmpt_rate(w->page_faults, ns));
-	rmpt_json_u64(j, "stamps", w->stamps);
-	rmpt_json_u64(j, "probes", w->probes);
-	rmpt_json_u64(j, "sigbus", w->sigbus_ok);
-	rmpt_json_u64(j, "zero_words", w->zero_words);
-	rmpt_json_u64(j, "fault_latency_p50_ns", rmpt_hist_percentile(&w->acc.latency, 50));
-	rmpt_json_u64(j, "fault_latency_p99_ns", rmpt_hist_percentile(&w->acc.latency, 99));
-	rmpt_json_u64(j, "fault_latency_max_ns", w->acc.latency.max);
-	rmpt_json_u64(j, "sigbus_latency_p50_ns", rmpt_hist_percentile(&w->acc.sigbus, 50));
-	rmpt_json_u64(j, "sigbus_latency_p99_ns", rmpt_hist_percentile(&w->acc.sigbus, 99));
-	rmpt_json_u64(j, "unexpected_sigbus", w->unexpected);
-	rmpt_json_u64(j, "missed_sigbus", w->missed);
-	rmpt_json_u64(j, "mismatches", w->mismatches);
+	rmpt_json_string(j, "actor", actor_names[a->kind]);
+	rmpt_json_u64(j, "id", a->idx);
+	rmpt_json_i64(j, "node", a->node);
+	rmpt_json_u64(j, "ops", a->ops);
+	if (a->kind == ACTOR_VCPU) {
+		rmpt_json_u64(j, "stamps", st->stamps);
+		rmpt_json_double(j, "stamps_per_s", rmpt_rate(st->stamps, s->end_ns - s->start_ns));
+		rmpt_json_u64(j, "conversions", st->conversions);
+		rmpt_json_u64(j, "zero_words", st->zero_words);
+		rmpt_json_u64(j, "mismatches", st->mismatches);
+		rmpt_json_u64(j, "ucalls", a->syncs);
+		rmpt_json_u64(j, "errors", a->errors + st->conv_errors);
+		rmpt_json_object_end(j);
+		return;
+	}
+	rmpt_json_double(j, "ops_per_s", rmpt_rate(a->ops, ns));
+	if (a->kind == ACTOR_HOST) {
+		rmpt_json_u64(j, "accesses", a->acc.accesses);
+		rmpt_json_double(j, "faults_per_s", rmpt_rate(a->acc.accesses, ns));
+		rmpt_json_u64(j, "page_faults", a->page_faults);
+		rmpt_json_double(j, "page_faults_per_s", rmpt_rate(a->page_faults, ns));
+		rmpt_json_u64(j, "stamps", a->stamps);
+		rmpt_json_u64(j, "probes", a->probes);
+		rmpt_json_u64(j, "sigbus", a->sigbus_ok);
+		rmpt_json_u64(j, "zero_words", a->zero_words);
+		rmpt_json_u64(j, "fault_latency_p50_ns", rmpt_hist_percentile(&a->acc.latency, 50));
+		rmpt_json_u64(j, "fault_latency_p99_ns", rmpt_hist_percentile(&a->acc.latency, 99));
+		rmpt_json_u64(j, "fault_latency_max_ns", a->acc.latency.max);
+		rmpt_json_u64(j, "sigbus_latency_p50_ns", rmpt_hist_percentile(&a->acc.sigbus, 50));
+		rmpt_json_u64(j, "sigbus_latency_p99_ns", rmpt_hist_percentile(&a->acc.sigbus, 99));
+		rmpt_json_u64(j, "unexpected_sigbus", a->unexpected);
+		rmpt_json_u64(j, "missed_sigbus", a->missed);
+		rmpt_json_u64(j, "mismatches", a->mismatches);
+	} else {
+		rmpt_json_u64(j, "on_pmd", a->on_pmd);
+		rmpt_json_u64(j, "observed", a->observed);
+		rmpt_json_u64(j, "punches", a->punches);
+		rmpt_json_u64(j, "already_huge", a->already_huge);
+		rmpt_json_u64(j, "eagain", a->eagain);
+		rmpt_json_u64(j, "errors", a->errors);
+	}
 	rmpt_json_object_end(j);
-}
-
-static void json_vcpu(struct rmpt_json *j, struct stress *s, u32 i, u64 ns)
-{
-	const struct guest_stats *st = &s->ctl->vcpu[i];
-
-	json_actor(j, "vcpu", i, s->vcpus[i].node, st->ops);
-	rmpt_json_u64(j, "stamps", st->stamps);
-	rmpt_json_double(j, "stamps_per_s", rmpt_rate(st->stamps, ns));
-	rmpt_json_u64(j, "conversions", st->conversions);
-	rmpt_json_u64(j, "zero_words", st->zero_words);
-	rmpt_json_u64(j, "mismatches", st->mismatches);
-	rmpt_json_u64(j, "ucalls", s->vcpus[i].syncs);
-	rmpt_json_u64(j, "errors", s->vcpus[i].errors + st->conv_errors);
-	rmpt_json_object_end(j);
-}
-
-static void json_thp_worker(struct rmpt_json *j, const struct thp_worker *w)
-{
-	json_actor(j, w->name, 0, w->node, w->ops);
-	rmpt_json_double(j, "ops_per_s", rmpt_rate(w->ops, w->end_ns - w->start_ns));
-	rmpt_json_u64(j, "on_pmd", w->on_pmd);
-	rmpt_json_u64(j, "observed", w->observed);
-	rmpt_json_u64(j, "punches", w->punches);
-	rmpt_json_u64(j, "already_huge", w->already_huge);
-	rmpt_json_u64(j, "eagain", w->eagain);
-	rmpt_json_u64(j, "errors", w->errors);
-	rmpt_json_object_end(j);
-}
-
-static void json_per_thread(struct rmpt_json *j, struct stress *s,
-			    const struct totals *t)
-{
-	u32 i;
-
-	rmpt_json_array_begin(j, "per_thread");
-	for (i = 0; i < s->p.nr_threads; i++)
-		json_host_thread(j, &s->hosts[i]);
-	for (i = 0; i < s->p.nr_vcpus; i++)
-		json_vcpu(j, s, i, t->elapsed_ns);
-	json_thp_worker(j, &s->splitter);
-	json_thp_worker(j, &s->collapser);
-	rmpt_json_array_end(j);
 }
 
 /* What ran on node and what was placed there. */
-static void json_node(struct rmpt_json *j, struct stress *s, int node, u64 ns)
+static void json_node(struct rmpt_json *j, struct stress *s, int node)
 {
-	u64 threads = 0, vcpus = 0, accesses = 0, faults = 0, stamps = 0, chunks = 0, c;
-	u32 i;
+	u64 ns = s->end_ns - s->start_ns, chunks = 0, c;
+	struct totals t;
 
-	for (i = 0; i < s->p.nr_threads; i++) {
-		if (s->hosts[i].node != node)
-			continue;
-		threads++;
-		accesses += s->hosts[i].acc.accesses;
-		faults += s->hosts[i].page_faults;
-	}
-	for (i = 0; i < s->p.nr_vcpus; i++) {
-		if (s->vcpus[i].node != node)
-			continue;
-		vcpus++;
-		stamps += s->ctl->vcpu[i].stamps;
-	}
+	sum_actors(s, node, &t);
 	for (c = 0; c < s->l.nr_chunks; c++)
 		chunks += planned_node(&s->p, c) == node;
-
 	rmpt_json_object_begin(j, NULL);
 	rmpt_json_i64(j, "node", node);
 	rmpt_json_u64(j, "mem_mib", chunks * 2);
-	rmpt_json_u64(j, "host_threads", threads);
-	rmpt_json_u64(j, "vcpus", vcpus);
-	rmpt_json_double(j, "host_faults_per_s", rmpt_rate(accesses, ns));
-	rmpt_json_double(j, "host_page_faults_per_s", rmpt_rate(faults, ns));
-	rmpt_json_double(j, "guest_stamps_per_s", rmpt_rate(stamps, ns));
+	rmpt_json_u64(j, "host_threads", t.hosts);
+	rmpt_json_u64(j, "vcpus", t.vcpus);
+	rmpt_json_double(j, "host_faults_per_s", rmpt_rate(t.host_accesses, ns));
+	rmpt_json_double(j, "host_page_faults_per_s", rmpt_rate(t.page_faults, ns));
+	rmpt_json_double(j, "guest_stamps_per_s", rmpt_rate(t.guest_stamps, ns));
 	rmpt_json_object_end(j);
-}
-
-static void json_per_node(struct rmpt_json *j, struct stress *s,
-			  const struct totals *t)
-{
-	int i, nodes = s->p.numa_node >= 0 ? 1 : rmpt_numa_nodes();
-
-	rmpt_json_array_begin(j, "per_node");
-	for (i = 0; i < nodes; i++)
-		json_node(j, s, planned_node(&s->p, i), t->elapsed_ns);
-	rmpt_json_array_end(j);
 }
 
 /* The document, in memory first: a file is only ever written whole. */
 static int write_metrics(struct stress *s, const struct totals *t,
 			 const struct rmpt_metric *m, size_t n)
 {
+	int i, err, nodes = s->p.numa_node >= 0 ? 1 : rmpt_numa_nodes();
 	struct rmpt_json j;
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *f;
-	int err;
 
 	f = open_memstream(&buf, &len);
 	TEST_ASSERT(f, "open_memstream: expected a stream, got errno %d", errno);
@@ -1804,8 +1472,14 @@ static int write_metrics(struct stress *s, const struct totals *t,
 	json_params(&j, s);
 	rmpt_metrics_json(&j, "metrics", m, n);
 	json_invariants(&j, s, t);
-	json_per_thread(&j, s, t);
-	json_per_node(&j, s, t);
+	rmpt_json_array_begin(&j, "per_thread");
+	for (i = 0; i < s->nr_actors; i++)
+		json_actor(&j, s, &s->actors[i]);
+	rmpt_json_array_end(&j);
+	rmpt_json_array_begin(&j, "per_node");
+	for (i = 0; i < nodes; i++)
+		json_node(&j, s, planned_node(&s->p, i));
+	rmpt_json_array_end(&j);
 	rmpt_json_object_end(&j);
 	err = rmpt_json_finish(&j);
 	fclose(f);
@@ -1817,49 +1491,29 @@ static int write_metrics(struct stress *s, const struct totals *t,
 
 /* ---- the end of the run -------------------------------------------------- */
 
-/* A KTAP result: why is NULL for a plain "ok"/"not ok" line, else the text after its '#'. */
-static void result(int code, const char *name, const char *why)
+/* A KTAP result: "ok" if ok, but a SKIP for the reason skip if there is one. */
+static void result(const char *name, const char *skip, bool ok)
 {
-	if (why)
-		ksft_test_result_code(code, name, "%s", why);
+	if (skip)
+		ksft_test_result_code(KSFT_SKIP, name, "%s", skip);
 	else
-		ksft_test_result(code == KSFT_PASS, "%s\n", name);
+		ksft_test_result(ok, "%s\n", name);
 }
 
 static void sum_up(struct stress *s, struct totals *t)
 {
-	const struct guest_stats *st;
-	struct host_worker *w;
 	u32 i;
 
-	memset(t, 0, sizeof(*t));
+	sum_actors(s, -1, t);
 	rmpt_hist_init(&t->fault_lat);
 	rmpt_hist_init(&t->sigbus_lat);
 	for (i = 0; i < s->p.nr_threads; i++) {
-		w = &s->hosts[i];
-		t->unexpected += w->unexpected;
-		t->missed += w->missed;
-		t->host_mismatches += w->mismatches;
-		t->host_ops += w->ops;
-		t->host_accesses += w->acc.accesses;
-		t->sigbus += w->sigbus_ok;
-		t->page_faults += w->page_faults;
-		t->probes_skipped += w->probes_skipped;
-		rmpt_hist_merge(&t->fault_lat, &w->acc.latency);
-		rmpt_hist_merge(&t->sigbus_lat, &w->acc.sigbus);
-	}
-	for (i = 0; i < s->p.nr_vcpus; i++) {
-		st = &s->ctl->vcpu[i];
-		t->run_errors += s->vcpus[i].errors;
-		t->guest_mismatches += st->mismatches;
-		t->conv_errors += st->conv_errors;
-		t->guest_stamps += st->stamps;
-		t->conversions += st->conversions;
+		rmpt_hist_merge(&t->fault_lat, &s->hosts[i].acc.latency);
+		rmpt_hist_merge(&t->sigbus_lat, &s->hosts[i].acc.sigbus);
 	}
 	t->splits = rmpt_thp_stat_delta(&s->thp_before, &s->thp_after, RMPT_THP_SPLIT_PMD);
 	t->collapses = rmpt_thp_stat_delta(&s->thp_before, &s->thp_after,
 					   RMPT_THP_COLLAPSE_ALLOC);
-	t->elapsed_ns = s->end_ns - s->start_ns;
 	t->kmsg_bad = s->kmsg_err ? s->kmsg_err :
 		      rmpt_kmsg_scan(s->kmsg_marker, t->kmsg_first, sizeof(t->kmsg_first));
 	if (s->p.inject == INJECT_KMSG && t->kmsg_bad >= 0 && !t->kmsg_bad++)	/* test-only */
@@ -1867,44 +1521,19 @@ static void sum_up(struct stress *s, struct totals *t)
 			 "injected by SNP_RMP_STRESS_INJECT=kmsg");
 }
 
-static void print_first_failures(struct stress *s)
+static void sched_print(const struct actor *a, bool diag)
 {
+	printf("%sschedule %s%u %lu 0x%016lx\n", diag ? "# " : "", actor_names[a->kind], a->idx,
+	       a->sched.ops, a->sched.hash);
+}
+
+/* The counts, each actor's first failure and the hash of its first operations. */
+static void report_counts(struct stress *s, const struct totals *t)
+{
+	const struct actor *sp = s->splitter, *co = s->collapser;
 	const struct guest_stats *st;
 	char expected[96];
 	u32 i;
-
-	for (i = 0; i < s->p.nr_threads; i++)
-		if (s->hosts[i].why[0])
-			ksft_print_msg("%s\n", s->hosts[i].why);
-	for (i = 0; i < s->p.nr_vcpus; i++) {
-		if (s->vcpus[i].why[0])
-			ksft_print_msg("%s\n", s->vcpus[i].why);
-		st = &s->ctl->vcpu[i];
-		rmpt_stamp_describe_want(expected, sizeof(expected), st->bad_want);
-		if (st->mismatches)
-			ksft_print_msg("vCPU %u: page %lu word %lu: expected %s, got %#lx\n", i,
-				       st->bad_page, st->bad_word, expected, st->bad_got);
-		if (st->conv_errors)
-			ksft_print_msg("vCPU %u: %lu conversions failed\n", i, st->conv_errors);
-	}
-}
-
-/* The hash of each actor's first operations, as -S prints it for comparison. */
-static void print_run_schedule(struct stress *s)
-{
-	u32 i;
-
-	for (i = 0; i < s->p.nr_vcpus; i++)
-		sched_print("vcpu", i, s->ctl->vcpu[i].sched_ops, s->ctl->vcpu[i].sched_hash, true);
-	for (i = 0; i < s->p.nr_threads; i++)
-		sched_print("host", i, s->hosts[i].sched.ops, s->hosts[i].sched.hash, true);
-	sched_print("splitter", 0, s->splitter.sched.ops, s->splitter.sched.hash, true);
-	sched_print("collapser", 0, s->collapser.sched.ops, s->collapser.sched.hash, true);
-}
-
-static void report_counts(struct stress *s, const struct totals *t)
-{
-	const struct thp_worker *sp = &s->splitter, *co = &s->collapser;
 
 	ksft_print_msg("host: %lu ops, %lu page faults, %lu SIGBUS caught, %lu probes skipped\n",
 		       t->host_ops, t->page_faults, t->sigbus, t->probes_skipped);
@@ -1914,158 +1543,109 @@ static void report_counts(struct stress *s, const struct totals *t)
 	ksft_print_msg("collapser: %lu ops, %lu collapsed (%lu seen), %lu huge, %lu EAGAIN\n",
 		       co->ops, co->on_pmd, co->observed, co->already_huge, co->eagain);
 	if (sp->errors || co->errors)
-		ksft_print_msg("errors: splitter %lu (first errno %d), collapser %lu (%d)\n",
-			       sp->errors, sp->first_errno, co->errors, co->first_errno);
+		ksft_print_msg("errors: splitter %lu, collapser %lu\n", sp->errors, co->errors);
 	if (sp->pmd_errno || co->pmd_errno)
 		ksft_print_msg("PAGEMAP_SCAN refused (errno %d): PMD mappings not observed\n",
 			       sp->pmd_errno ? sp->pmd_errno : co->pmd_errno);
+	for (i = 0; i < s->nr_actors; i++)
+		if (s->actors[i].why[0])
+			ksft_print_msg("%s\n", s->actors[i].why);
+	for (i = 0; i < s->p.nr_vcpus; i++) {
+		st = &s->ctl->vcpu[i];
+		rmpt_stamp_describe_want(expected, sizeof(expected), st->bad_want);
+		if (st->mismatches)
+			ksft_print_msg("vCPU %u: page %lu word %lu: expected %s, got %#lx\n", i,
+				       st->bad_page, st->bad_word, expected, st->bad_got);
+		if (st->conv_errors)
+			ksft_print_msg("vCPU %u: %lu conversions failed\n", i, st->conv_errors);
+	}
+	for (i = 0; i < s->nr_actors; i++)
+		sched_print(&s->actors[i], true);
 }
 
 /* vmstat counts the whole machine; what this run saw itself must agree. */
-static void report_thp(struct stress *s, const char *name, u64 vmstat,
-		       const struct thp_worker *w)
+static void report_thp(struct stress *s, const char *name, u64 vmstat, const struct actor *w)
 {
-	bool observed = w->observed || w->pmd_errno;
+	if (s->thp_on && vmstat == RMPT_STAT_ABSENT) {
+		ksft_test_result_code(KSFT_FAIL, name, "/proc/vmstat lacks the counter");
+		return;
+	}
+	if (s->thp_on)
+		ksft_print_msg("%s: /proc/vmstat delta %lu, observed by the %s %lu\n", name, vmstat,
+			       actor_names[w->kind], w->observed);
+	result(name, s->thp_on ? NULL : s->thp_why, vmstat > 0 && (w->observed || w->pmd_errno));
+}
 
-	if (!s->thp_on) {
-		result(KSFT_SKIP, name, s->thp_why);
-		return;
-	}
-	if (vmstat == RMPT_STAT_ABSENT) {
-		result(KSFT_FAIL, name, "/proc/vmstat lacks the counter");
-		return;
-	}
-	ksft_print_msg("%s: /proc/vmstat delta %lu, observed by the %s %lu\n", name, vmstat,
-		       w->name, w->observed);
-	result(vmstat > 0 && observed ? KSFT_PASS : KSFT_FAIL, name, NULL);
+/* "no_<name>": count must be 0. */
+static void report_invariant(const char *name, const char *skip, u64 count, const char *what)
+{
+	char subtest[64];
+
+	if (!skip)
+		ksft_print_msg("%s: %lu (%s)\n", name, count, what);
+	snprintf(subtest, sizeof(subtest), "no_%s", name);
+	result(subtest, skip, !count);
 }
 
 static void report_conversions(struct stress *s, const struct totals *t)
 {
-	if (s->conv == CONV_NONE) {
-		result(KSFT_SKIP, "conversions_exercised", s->conv_why);
-		return;
-	}
-	if (!s->p.conv_per_mille) {
-		result(KSFT_SKIP, "conversions_exercised", "-c 0");
+	if (s->conv == CONV_NONE || !s->p.conv_per_mille) {
+		result("conversions_exercised", s->conv == CONV_NONE ? s->conv_why : "-c 0", false);
 		return;
 	}
 	ksft_print_msg("conversions: %lu by the guests, %lu to private and %lu to shared served\n",
 		       t->conversions, s->rv->conv.to_private, s->rv->conv.to_shared);
-	result(t->conversions > 0 ? KSFT_PASS : KSFT_FAIL, "conversions_exercised", NULL);
-}
-
-static void report_kmsg(const struct totals *t)
-{
-	char why[128];
-
-	if (t->kmsg_bad < 0) {
-		snprintf(why, sizeof(why), "kernel log not usable: %s", strerror(-t->kmsg_bad));
-		result(KSFT_SKIP, "kernel_log_clean", why);
-		return;
-	}
-	if (t->kmsg_bad)
-		ksft_print_msg("kernel log: %d bad line(s), first: %s\n", t->kmsg_bad,
-			       t->kmsg_first);
-	result(!t->kmsg_bad ? KSFT_PASS : KSFT_FAIL, "kernel_log_clean", NULL);
-}
-
-static void report_invariant(const char *name, u64 count, const char *what)
-{
-	char subtest[64];
-
-	ksft_print_msg("%s: %lu (%s)\n", name, count, what);
-	snprintf(subtest, sizeof(subtest), "no_%s", name);
-	result(!count ? KSFT_PASS : KSFT_FAIL, subtest, NULL);
+	result("conversions_exercised", NULL, t->conversions > 0);
 }
 
 static void report(struct stress *s, const struct totals *t)
 {
 	struct rmpt_metric m[NR_METRICS];
 	size_t n = list_metrics(s, t, m);
+	char why[128];
 	int err = 0;
 
 	report_counts(s, t);
-	print_first_failures(s);
-	print_run_schedule(s);
 	rmpt_metrics_print(m, n);
 	if (s->p.out_path)
 		err = write_metrics(s, t, m, n);
 
-	report_invariant("unexpected_sigbus", t->unexpected, "shared accesses that faulted");
-	if (s->rv->view)
-		report_invariant("missed_sigbus", t->missed,
-				 "private accesses without SIGBUS BUS_ADRERR at the address");
-	else
-		result(KSFT_SKIP, "no_missed_sigbus", s->rv->view_why);
-	report_invariant("stamp_mismatch", t->host_mismatches + t->guest_mismatches,
+	report_invariant("unexpected_sigbus", NULL, t->unexpected, "shared accesses that faulted");
+	report_invariant("missed_sigbus", s->rv->view ? NULL : s->rv->view_why, t->missed,
+			 "private accesses without SIGBUS BUS_ADRERR at the address");
+	report_invariant("stamp_mismatch", NULL, t->host_mismatches + t->guest_mismatches,
 			 "host and guest checks");
-	report_invariant("kvm_run_error", t->run_errors + t->conv_errors,
+	report_invariant("kvm_run_error", NULL, t->run_errors + t->conv_errors,
 			 "KVM_RUN failures, unexpected exits, guest aborts, failed conversions");
-	report_thp(s, "thp_splits_seen", t->splits, &s->splitter);
-	report_thp(s, "thp_collapses_seen", t->collapses, &s->collapser);
+	report_thp(s, "thp_splits_seen", t->splits, s->splitter);
+	report_thp(s, "thp_collapses_seen", t->collapses, s->collapser);
 	report_conversions(s, t);
-	report_kmsg(t);
-	if (!s->p.out_path) {
-		result(KSFT_SKIP, "metrics_written", "no -o and no SNP_RMP_METRICS");
-		return;
-	}
-	ksft_print_msg("metrics: %s: %s\n", s->p.out_path, err ? strerror(-err) : "written");
-	result(!err ? KSFT_PASS : KSFT_FAIL, "metrics_written", NULL);
+	if (t->kmsg_bad < 0)
+		snprintf(why, sizeof(why), "kernel log not usable: %s", strerror(-t->kmsg_bad));
+	else if (t->kmsg_bad)
+		ksft_print_msg("kernel log: %d bad line(s), first: %s\n", t->kmsg_bad,
+			       t->kmsg_first);
+	result("kernel_log_clean", t->kmsg_bad < 0 ? why : NULL, !t->kmsg_bad);
+	if (s->p.out_path)
+		ksft_print_msg("metrics: %s: %s\n", s->p.out_path,
+			       err ? strerror(-err) : "written");
+	result("metrics_written", s->p.out_path ? NULL : "no -o and no SNP_RMP_METRICS", !err);
 }
 
 /* ---- -S: the schedule alone ---------------------------------------------- */
 
-/* The next operation of an actor, fed to the hash the actor itself keeps. */
-static void dry_step(const struct stress *s, enum actor_kind kind, u64 *rng,
-		     struct sched_hash *h)
-{
-	u64 conv = s->conv == CONV_NONE ? 0 : s->p.conv_per_mille;
-	struct split_op sp;
-	struct guest_op g;
-	struct host_op o;
-
-	switch (kind) {
-	case ACTOR_VCPU:
-		guest_op_next(rng, s->l.vcpu_pages, conv, &g);
-		sched_note(h, g.kind, g.page, 0);
-		break;
-	case ACTOR_HOST:
-		host_op_next(rng, &s->l, &o, h);
-		break;
-	case ACTOR_SPLITTER:
-		split_op_next(rng, &s->l, &sp, h);
-		break;
-	case ACTOR_COLLAPSER:
-		collapse_op_next(rng, &s->l, h);
-		break;
-	}
-}
-
-static void dry_actor(const struct stress *s, enum actor_kind kind,
-		      const char *name, u32 idx)
-{
-	u64 n = min_t(u64, SCHED_HASH_OPS, s->p.max_ops), rng, i;
-	struct sched_hash h = { RMPT_FNV_OFFSET, 0 };
-
-	rng = rng_seed(s->p.seed, ACTOR_ID(kind, idx));
-	for (i = 0; i < n; i++)
-		dry_step(s, kind, &rng, &h);
-	sched_print(name, idx, h.ops, h.hash, false);
-}
-
 /* Every actor's schedule hash, from the generators the actors run. */
-static void dry_run(const struct stress *s)
+static void dry_run(struct stress *s)
 {
-	u32 i;
+	u64 n = min_t(u64, SCHED_HASH_OPS, s->p.max_ops), i;
+	u32 k;
 
 	printf("schedule seed 0x%lx flavour %s\n", s->p.seed, rmpt_flavour_name(s->p.flavour));
-	for (i = 0; i < s->p.nr_vcpus; i++)
-		dry_actor(s, ACTOR_VCPU, "vcpu", i);
-	for (i = 0; i < s->p.nr_threads; i++)
-		dry_actor(s, ACTOR_HOST, "host", i);
-	dry_actor(s, ACTOR_SPLITTER, "splitter", 0);
-	dry_actor(s, ACTOR_COLLAPSER, "collapser", 0);
+	for (k = 0; k < s->nr_actors; k++) {
+		for (i = 0; i < n; i++)
+			actor_step(&s->actors[k]);
+		sched_print(&s->actors[k], false);
+	}
 }
 
 /* ---- options ------------------------------------------------------------- */
@@ -2147,48 +1727,48 @@ static enum inject parse_inject(void)
 	usage_error("SNP_RMP_STRESS_INJECT: unknown '%s'", name);
 }
 
-/* The metrics go next to path: its folder must take a new file. */
-static void check_out_path(const char *path)
-{
-	char dir[4096];
-	const char *slash;
-
-	if (!path)
-		return;
-	slash = strrchr(path, '/');
-	snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - path) + 1 : 1,
-		 slash ? path : ".");
-	if (access(dir, W_OK | X_OK))
-		usage_error("-o %s: expected a writable folder %s, got %s", path, dir,
-			    strerror(errno));
-}
-
-static void defaults(struct params *p)
-{
-	const char *quick = getenv("SNP_RMP_QUICK");
-	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-
-	memset(p, 0, sizeof(*p));
-	p->flavour = RMPT_DEFAULT;
-	p->seed = rmpt_now_ns() ^ ((u64)getpid() << 32);
-	p->quick = quick && !strcmp(quick, "1");
-	p->nr_vcpus = cpus < 1 ? 1 : min_t(long, cpus, RMPT_MAX_VCPUS);
-	p->nr_threads = cpus < 1 ? 1 : min_t(long, cpus, MAX_HOST_THREADS);
-	p->conv_per_mille = DEFAULT_CONV_PER_MILLE;
-	p->numa_node = -1;
-	p->out_path = getenv("SNP_RMP_METRICS");
-	if (p->out_path && !*p->out_path)
-		p->out_path = NULL;
-	p->max_ops = DEFAULT_MAX_OPS;
-}
-
 static void parse_args(int argc, char **argv, struct params *p)
 {
-	u64 duration = 0, mem = 0;
+	const char *quick = getenv("SNP_RMP_QUICK"), *slash;
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	const struct {
+		char opt;
+		u64 *val;
+		u64 min;
+		u64 max;
+	} nums[] = {
+		{ 's', &p->seed, 0, UINT64_MAX },
+		{ 'd', &p->duration_s, 1, MAX_DURATION_S },
+		{ 't', &p->nr_threads, 1, MAX_HOST_THREADS },
+		{ 'v', &p->nr_vcpus, 1, RMPT_MAX_VCPUS },
+		{ 'm', &p->mem_mib, 2, MAX_MEM_MIB },
+		{ 'c', &p->conv_per_mille, 0, 1000 },
+		{ 'i', &p->max_ops, 1, UINT64_MAX },
+	};
+	char dir[4096];
+	size_t i;
 	int opt;
 
-	defaults(p);
+	*p = (struct params){
+		.flavour = RMPT_DEFAULT,
+		.seed = rmpt_now_ns() ^ ((u64)getpid() << 32),
+		.quick = quick && !strcmp(quick, "1"),
+		.nr_vcpus = clamp(cpus, 1L, (long)RMPT_MAX_VCPUS),
+		.nr_threads = clamp(cpus, 1L, (long)MAX_HOST_THREADS),
+		.conv_per_mille = DEFAULT_CONV_PER_MILLE,
+		.numa_node = -1,
+		.out_path = getenv("SNP_RMP_METRICS"),
+		.max_ops = DEFAULT_MAX_OPS,
+	};
+	if (p->out_path && !*p->out_path)
+		p->out_path = NULL;
 	while ((opt = getopt(argc, argv, "f:s:d:qt:v:m:c:n:i:o:Sh")) != -1) {
+		for (i = 0; i < ARRAY_SIZE(nums) && nums[i].opt != opt; i++)
+			;
+		if (i < ARRAY_SIZE(nums)) {
+			*nums[i].val = parse_num(opt, optarg, nums[i].min, nums[i].max);
+			continue;
+		}
 		switch (opt) {
 		case 'f':
 			if (rmpt_flavour_parse(optarg, &p->flavour))
@@ -2196,34 +1776,11 @@ static void parse_args(int argc, char **argv, struct params *p)
 					    optarg);
 			p->flavour_given = true;
 			break;
-		case 's':
-			p->seed = parse_num('s', optarg, 0, UINT64_MAX);
-			break;
-		case 'd':
-			duration = parse_num('d', optarg, 1, MAX_DURATION_S);
-			break;
 		case 'q':
 			p->quick = true;
 			break;
-		case 't':
-			p->nr_threads = parse_num('t', optarg, 1, MAX_HOST_THREADS);
-			break;
-		case 'v':
-			p->nr_vcpus = parse_num('v', optarg, 1, RMPT_MAX_VCPUS);
-			break;
-		case 'm':
-			mem = parse_num('m', optarg, 2, MAX_MEM_MIB);
-			if (mem % 2)
-				usage_error("-m: expected an even number of MiB, got %lu", mem);
-			break;
-		case 'c':
-			p->conv_per_mille = parse_num('c', optarg, 0, 1000);
-			break;
 		case 'n':
 			p->numa_node = parse_numa(optarg);
-			break;
-		case 'i':
-			p->max_ops = parse_num('i', optarg, 1, UINT64_MAX);
 			break;
 		case 'o':
 			if (!*optarg)
@@ -2242,40 +1799,53 @@ static void parse_args(int argc, char **argv, struct params *p)
 	}
 	if (optind < argc)
 		usage_error("unexpected argument '%s'", argv[optind]);
-	check_out_path(p->out_path);
-	p->duration_s = duration ? duration : p->quick ? QUICK_DURATION_S : DEFAULT_DURATION_S;
-	p->mem_mib = mem ? mem : p->quick ? QUICK_MEM_MIB : DEFAULT_MEM_MIB;
+	if (p->mem_mib % 2)
+		usage_error("-m: expected an even number of MiB, got %lu", p->mem_mib);
+	/* The metrics go next to the path: its folder must take a new file. */
+	slash = p->out_path ? strrchr(p->out_path, '/') : NULL;
+	snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - p->out_path) + 1 : 1,
+		 slash ? p->out_path : ".");
+	if (p->out_path && access(dir, W_OK | X_OK))
+		usage_error("-o %s: expected a writable folder %s, got %s", p->out_path, dir,
+			    strerror(errno));
+	if (!p->duration_s)
+		p->duration_s = p->quick ? QUICK_DURATION_S : DEFAULT_DURATION_S;
+	if (!p->mem_mib)
+		p->mem_mib = p->quick ? QUICK_MEM_MIB : DEFAULT_MEM_MIB;
 	p->inject = parse_inject();
 }
 
-/* Enough memory for the control area and a 2M range per vCPU? */
+/* The control area holds each page's sequence number and discard counts. */
 static void check_layout(const struct params *p, struct layout *l)
 {
-	layout_compute(l, p->mem_mib, p->nr_vcpus);
+	u64 table = p->mem_mib * (SZ_1M / SZ_4K) * CTL_PAGE_BYTES, stress_chunks;
+
+	l->nr_chunks = p->mem_mib / 2;
+	l->ctl_chunks = DIV_ROUND_UP(CTL_TABLE_OFF + table, SZ_2M);
+	stress_chunks = l->nr_chunks > l->ctl_chunks ? l->nr_chunks - l->ctl_chunks : 0;
+	l->first_page = l->ctl_chunks * PAGES_PER_2M;
+	l->nr_pages = stress_chunks * PAGES_PER_2M;
+	l->vcpu_pages = stress_chunks / p->nr_vcpus * PAGES_PER_2M;
 	if (!l->vcpu_pages)
 		usage_error("-m %lu: expected >= %lu MiB (control area %lu, then 2 per vCPU)",
 			    p->mem_mib, (l->ctl_chunks + p->nr_vcpus) * 2, l->ctl_chunks * 2);
 }
 
-/* ---- main ---------------------------------------------------------------- */
-
 int main(int argc, char **argv)
 {
 	static struct stress s;
 	struct totals t;
+	u32 i;
 
 	parse_args(argc, argv, &s.p);
 	check_layout(&s.p, &s.l);
 	rmpt_caps_probe(&s.caps);
+	pick_flavour(&s);
+	init_actors(&s);
 	if (s.p.dry_run) {
-		/* The schedule depends on the flavour only through conversions. */
-		choose_flavour(&s, s.conv_why, sizeof(s.conv_why));
-		pick_conversions(&s);
 		dry_run(&s);
 		return KSFT_PASS;
 	}
-	pick_flavour(&s);
-	pick_conversions(&s);
 	s.thp_on = rmpt_thp_usable(&s.caps, s.thp_why, sizeof(s.thp_why));
 
 	ksft_print_header();
@@ -2283,11 +1853,14 @@ int main(int argc, char **argv)
 	s.kmsg_err = rmpt_kmsg_mark(TEST_NAME, s.kmsg_marker, sizeof(s.kmsg_marker));
 	create_vm(&s);
 	print_setup(&s);
-	start_actors(&s);
-	monitor(&s);
-	join_actors(&s);
+	run_actors(&s);
 	sum_up(&s, &t);
 	report(&s, &t);
-	free_stress(&s);
+	for (i = 0; i < s.p.nr_threads; i++) {
+		free(s.hosts[i].table);
+		free(s.hosts[i].discards_then);
+	}
+	free(s.actors);
+	rmpt_vm_free(s.rv);
 	ksft_finished();
 }
