@@ -46,7 +46,7 @@ results=${results:-$project/build/results/slowdown-$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$results"
 
 ksrc=$("$project/scripts/ksrc.sh" mainline)
-make -s -C "$project" O="$build" KSRC="$ksrc" "$build/x86_64/snp_op_perf_test" >&2
+make -s -C "$project" O="$build" KSRC="$ksrc" all >&2
 base=$("$project/lab/kernel.sh" "$ksrc" "$build/lab/kernel")
 
 failed=0
