@@ -1188,12 +1188,15 @@ static void run_actors(struct stress *s)
 static void pick_flavour(struct stress *s)
 {
 	static const enum rmpt_flavour order[] = { RMPT_SNP, RMPT_SW_PROTECTED, RMPT_DEFAULT };
+	const struct rmpt_flavour_ops *ops;
 	char why[512], snp[256], swp[256];
 	bool usable;
 	size_t i;
 
-	if (!s->p.dry_run && s->p.flavour == RMPT_LEGACY_V6)
-		ksft_exit_skip("flavour legacy_v6: not covered here (in-kernel conversions)\n");
+	/* Private pages fixed at launch: nothing for the guests to convert. */
+	if (!s->p.dry_run && rmpt_flavour(s->p.flavour)->launch_private)
+		ksft_exit_skip("flavour %s: not covered here (in-kernel conversions)\n",
+			       rmpt_flavour_name(s->p.flavour));
 	usable = s->p.flavour_given &&
 		 rmpt_flavour_usable(&s->caps, s->p.flavour, why, sizeof(why));
 	for (i = 0; !s->p.flavour_given && !usable && i < ARRAY_SIZE(order); i++) {
@@ -1204,8 +1207,9 @@ static void pick_flavour(struct stress *s)
 		ksft_exit_skip("flavour %s: %s\n",
 			       s->p.flavour_given ? rmpt_flavour_name(s->p.flavour) : "any", why);
 
-	s->conv = s->p.flavour == RMPT_SNP ? CONV_SNP_PSC :
-		  s->p.flavour == RMPT_SW_PROTECTED ? CONV_HYPERCALL : CONV_NONE;
+	ops = rmpt_flavour(s->p.flavour);
+	s->conv = !ops->private_mem ? CONV_NONE :
+		  ops->protected_state ? CONV_SNP_PSC : CONV_HYPERCALL;
 	if (s->conv != CONV_NONE)
 		return;
 	if (rmpt_flavour_usable(&s->caps, RMPT_SNP, snp, sizeof(snp)))
