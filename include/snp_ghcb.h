@@ -156,17 +156,11 @@ static inline u64 rmpt_ioio_exit_info(u16 port, bool in, unsigned int bytes)
 	       (4 << SVM_IOIO_ASIZE_SHIFT) | (in ? SVM_IOIO_TYPE_MASK : 0);
 }
 
-/*
- * Per vCPU a GHCB page and a mailbox page, at a guest virtual address the
- * framework, which allocates from the bottom, never reaches.
- */
+/* Per vCPU a GHCB and a mailbox page, above all the framework allocates (from the bottom). */
 #define RMPT_GHCB_AREA_GVA		0x7d0000000000ULL
 #define RMPT_GHCB_AREA_PAGES_PER_VCPU	2
 
-/*
- * Termination reasons of this suite.  Reason sets 0 (GHCB spec, general)
- * and 1 (Linux) are defined in sev-common.h; this suite uses its own set.
- */
+/* This suite's termination reason set; sets 0 (GHCB spec) and 1 (Linux) are sev-common.h's. */
 #define RMPT_TERM_SET			3
 
 enum rmpt_term_code {
@@ -194,12 +188,7 @@ void __noreturn rmpt_guest_terminate(u8 set, u8 code);
 /* Host, before launch: map the guest's page tables where it can walk them. */
 void rmpt_snp_alias_page_tables(struct kvm_vm *vm);
 
-/*
- * ucall for SNP guests (lib/snp_guest_ucall.c): every guest vCPU calls
- * rmpt_snp_guest_ghcb_init() first, the host rmpt_snp_ucall_init() before
- * launch, then runs with rmpt_snp_vcpu_try_run() and reads ucalls with
- * rmpt_snp_get_ucall().
- */
+/* ucall for SNP guests (lib/snp_guest_ucall.c), in include/snp_launch.h's order. */
 void rmpt_snp_guest_ghcb_init(u32 vcpu_id);
 void rmpt_snp_vc_entry(void);			/* the #VC gate's stub */
 void rmpt_snp_vc_handler(struct ex_regs *regs);	/* called by the stub */

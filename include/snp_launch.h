@@ -4,7 +4,7 @@
  * sequence (lib/snp_launch.c), for the 6.12 framework (no SNP support) and
  * the mainline one (lib/x86/sev.c has snp_vm_*()).
  *
- * The snp flavour, in this order (amd-memory-encryption.rst, KVM_SEV_SNP_*):
+ * The snp flavour, in this order (Documentation/virt/kvm/x86/amd-memory-encryption.rst):
  *   1. vm = rmpt_snp_vm_create(nr_vcpus, extra_pages, guest_code, vcpus):
  *      KVM_CREATE_VM(KVM_X86_SNP_VM), slot 0 on guest_memfd with the C-bit
  *      known to the framework, KVM_SEV_INIT2 before any vCPU, then vCPUs.
@@ -28,7 +28,6 @@
 #if !RMPT_FW_HAS_SNP
 #define SNP_POLICY_SMT			BIT_ULL(16)	/* mainline include/x86/sev.h */
 #define SNP_POLICY_RSVD_MBO		BIT_ULL(17)
-#define SNP_POLICY_DBG			BIT_ULL(19)
 #endif
 
 u64 rmpt_snp_policy(void);

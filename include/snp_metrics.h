@@ -75,7 +75,7 @@ struct rmpt_json {
 	int depth;
 	bool in_array[RMPT_JSON_MAX_DEPTH];
 	bool has_items[RMPT_JSON_MAX_DEPTH];
-	bool done;		/* the top-level value is complete */
+	bool done;		/* the top-level value began */
 	int err;		/* first error, -EINVAL misuse or -EIO */
 };
 

@@ -30,9 +30,6 @@
 #ifndef GUEST_MEMFD_FLAG_MMAP
 #define GUEST_MEMFD_FLAG_MMAP		BIT_ULL(0)
 #endif
-#ifndef GUEST_MEMFD_FLAG_INIT_SHARED
-#define GUEST_MEMFD_FLAG_INIT_SHARED	BIT_ULL(1)
-#endif
 
 /* THP (lib/thp_util.c) */
 enum rmpt_thp_mode {

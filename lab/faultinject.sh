@@ -133,10 +133,8 @@ EOF
 
 "$project/lab/vmtest.sh" -b "$build" -o "$results" -T 3600 \
 	-e "bash $results/faults.sh" "$kernel" >"$results/vmtest.out" 2>&1 || true
-if grep -q '^not ok 1 vmtest' "$results/vmtest.out"; then
-	grep '^not ok 1 vmtest' "$results/vmtest.out"
+! grep '^not ok 1 vmtest' "$results/vmtest.out" ||
 	die "the guest did not finish: see $results/console.log"
-fi
 
 # ended NAME: how one run ended, and why.
 ended() {
@@ -144,10 +142,7 @@ ended() {
 
 	rc=$(cat "$results/$1.rc")
 	why=$(grep -m 1 -E '^(not ok|1\.\.0 # SKIP|  [a-zA-Z0-9_/.]+\.c:[0-9]+:)' "$results/$1.out") || why=""
-	if [ -f "$results/$1.hang" ]; then
-		echo "hang (killed after $PROG_TIMEOUT s)"
-		return
-	fi
+	[ ! -f "$results/$1.hang" ] || { echo "hang (killed after $PROG_TIMEOUT s)"; return; }
 	case $rc in
 	0) echo "ok" ;;
 	4) echo "skip ${why#*# SKIP }" ;;
@@ -162,13 +157,9 @@ for rcfile in "$results"/*.rc; do
 	name=$(basename "$rcfile" .rc)
 	[ "$name" != guest ] || continue
 	outcome=$(ended "$name")
-	if [ -f "$results/$name.thp" ]; then
-		outcome="thp-changed; $outcome"
-	fi
+	[ ! -f "$results/$name.thp" ] || outcome="thp-changed; $outcome"
 	# It ended before its allocations could be made to fail.
-	if [ -f "$results/$name.early" ]; then
-		outcome="$outcome (not injected)"
-	fi
+	[ ! -f "$results/$name.early" ] || outcome="$outcome (not injected)"
 	printf '%-36s %s\n' "$name" "$outcome"
 done >"$results/runs.txt"
 cat "$results/runs.txt"

@@ -21,13 +21,10 @@ def main():
         print("# score: no runnable, non-equivalent mutant")
         return
     progs = list(mutants[0]["programs"])
-    columns = {p: [m["programs"][p] == "killed" for m in mutants] for p in progs}
-    columns["suite"] = [any(m["programs"][p] == "killed" for p in OURS)
-                        for m in mutants]
-    if any(p not in OURS for p in progs):
-        columns["upstream"] = [any(m["programs"][p] == "killed"
-                                   for p in progs if p not in OURS)
-                               for m in mutants]
+    theirs = [p for p in progs if p not in OURS]
+    groups = {p: [p] for p in progs} | {"suite": OURS} | ({"upstream": theirs} if theirs else {})
+    columns = {name: [any(m["programs"][p] == "killed" for p in ps) for m in mutants]
+               for name, ps in groups.items()}
     n = len(mutants)
     skipped = len(doc["mutants"]) - n
     print(f"# score on {doc['tree']}: {n} runnable non-equivalent mutants"

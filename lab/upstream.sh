@@ -53,9 +53,7 @@ done
 # One build folder serves one tree, as in the Makefile: headers of
 # another tree would compile, and test the wrong uapi.
 built_for=$(cat "$build/.ksrc" 2>/dev/null) || built_for=""
-if [ -d "$built_for" ]; then
-	built_for=$(cd "$built_for" && pwd -P)
-fi
+[ ! -d "$built_for" ] || built_for=$(cd "$built_for" && pwd -P)
 [ -z "$built_for" ] || [ "$built_for" = "$ksrc" ] ||
 	die "$build was built against $built_for, not $ksrc: pick another BUILD"
 
@@ -95,11 +93,9 @@ kvm_make=("${kmake[@]}" -C "$st/kvm" OUTPUT="$out/kvm"
 # folders for an include missing from the current one), and LOCAL_HDRS=
 # (a command line variable wins over the Makefile's +=) keeps of
 # upstream's list the two headers these programs include.
-mm_config=$out/mm/local_config.mk
-if [ ! -f "$mm_config" ]; then
+[ -f "$out/mm/local_config.mk" ] ||
 	printf '%s\n' '# lab/upstream.sh: liburing unused by the programs built here' \
-		'IOURING_EXTRA_LIBS =' >"$mm_config"
-fi
+		'IOURING_EXTRA_LIBS =' >"$out/mm/local_config.mk"
 mm_make=("${kmake[@]}" -C "$st/mm" OUTPUT="$out/mm" -I "$out/mm"
 	 LOCAL_HDRS="$st/kselftest_harness.h $st/kselftest.h")
 

@@ -1,9 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-/*
- * Faults the host takes on memory it must not touch: SIGBUS on a direct
- * access, caught per thread, and EFAULT from writes the kernel makes on
- * our behalf.
- */
+/* Faults the host takes on memory it must not touch (include/snp_fault.h). */
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -48,11 +44,9 @@ u64 rmpt_now_ns(void)
 }
 
 /*
- * A SIGBUS nobody armed for is a real failure: hand it back to the default
- * action rather than count it, so that it kills the process with the
- * signal the harness and any parent expect to see.  Re-raise instead of
- * relying on the fault to recur: a sent SIGBUS (kill, BUS_MCEERR_AO) would
- * not.  It stays pending until the handler returns.
+ * A SIGBUS nobody armed for is a real failure: back to the default action.
+ * Re-raised, as a sent SIGBUS (kill, BUS_MCEERR_AO) would not recur; it
+ * stays pending until the handler returns.
  */
 static void sigbus_handler(int sig, siginfo_t *si, void *ucontext)
 {
@@ -314,10 +308,6 @@ static void expect_write(const char *probe, int ret, void *dst, size_t len, int 
 		    ret ? strerror(-ret) : "success, bytes written");
 }
 
-/*
- * dst is not read here, it may not be readable: the caller checks that its
- * contents are unchanged once it can read.
- */
 void rmpt_expect_kernel_writes(void *dst, size_t len, int want)
 {
 	expect_write("pipe read()", rmpt_pipe_read_into(dst, len), dst, len, want);

@@ -1,10 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * legacy_v6: an SNP guest on a kernel that carries the 2022 v6 host series
- * (include/snp_legacy_v6.h).  Only ever usable after an explicit opt-in:
- * on any other kernel command 22 is KVM_SEV_INIT2 and 23-25 are not SNP.
- * Private memory stays in the VMM's mapping: the pages measured at launch
- * are private there, in place, and the host reads their ciphertext.
+ * (include/snp_legacy_v6.h), only after an explicit opt-in.  The pages
+ * measured at launch are private in the VMM's mapping, in place, and the
+ * host reads their ciphertext.
  *
  * Order (the v6 uAPI): DEFAULT VM, KVM_SEV_SNP_INIT before any vCPU,
  * vCPUs, LAUNCH_START, then per region REG_REGION and LAUNCH_UPDATE of

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+#include <linux/kernel.h>
 
 #include "test_util.h"
 #include "snp_metrics.h"
@@ -62,10 +63,8 @@ void rmpt_hist_record(struct rmpt_hist *h, u64 val)
 {
 	h->bucket[rmpt_hist_index(val)]++;
 	h->count++;
-	if (val < h->min)
-		h->min = val;
-	if (val > h->max)
-		h->max = val;
+	h->min = min(h->min, val);
+	h->max = max(h->max, val);
 }
 
 void rmpt_hist_merge(struct rmpt_hist *dst, const struct rmpt_hist *src)
@@ -77,10 +76,8 @@ void rmpt_hist_merge(struct rmpt_hist *dst, const struct rmpt_hist *src)
 	for (i = 0; i < RMPT_HIST_BUCKETS; i++)
 		dst->bucket[i] += src->bucket[i];
 	dst->count += src->count;
-	if (src->min < dst->min)
-		dst->min = src->min;
-	if (src->max > dst->max)
-		dst->max = src->max;
+	dst->min = min(dst->min, src->min);
+	dst->max = max(dst->max, src->max);
 }
 
 /*
@@ -92,25 +89,21 @@ void rmpt_hist_merge(struct rmpt_hist *dst, const struct rmpt_hist *src)
 u64 rmpt_hist_percentile(const struct rmpt_hist *h, double pct)
 {
 	double want = pct / 100.0 * (double)h->count;
-	u64 rank = (u64)want, seen = 0, val;
+	u64 rank = (u64)want, seen = 0;
 	unsigned int i;
 
 	if (!h->count)
 		return 0;
 	if ((double)rank < want)
 		rank++;
-	rank = rank < 1 ? 1 : rank > h->count ? h->count : rank;
+	rank = clamp(rank, (u64)1, h->count);
 	for (i = 0; i < RMPT_HIST_BUCKETS; i++) {
 		seen += h->bucket[i];
 		if (seen >= rank)
 			break;
 	}
-	val = rmpt_hist_bucket_high(i < RMPT_HIST_BUCKETS ? i : RMPT_HIST_BUCKETS - 1);
-	if (val > h->max)
-		val = h->max;
-	if (val < h->min)
-		val = h->min;
-	return val;
+	/* min <= max, as count > 0 */
+	return clamp(rmpt_hist_bucket_high(min(i, RMPT_HIST_BUCKETS - 1)), h->min, h->max);
 }
 
 /* ---- timed accesses ------------------------------------------------------ */
@@ -191,10 +184,8 @@ static void json_put_string(struct rmpt_json *j, const char *s)
 	for (; *p; p++) {
 		if (*p == '"' || *p == '\\')
 			fprintf(j->f, "\\%c", *p);
-		else if (*p == '\n')
-			fputs("\\n", j->f);
-		else if (*p == '\t')
-			fputs("\\t", j->f);
+		else if (*p == '\n' || *p == '\t')
+			fprintf(j->f, "\\%c", *p == '\n' ? 'n' : 't');
 		else if (*p < 0x20)
 			fprintf(j->f, "\\u%04x", *p);
 		else
@@ -205,7 +196,8 @@ static void json_put_string(struct rmpt_json *j, const char *s)
 
 /*
  * Start a value: members of an object need a key, array elements and the
- * top-level value must not have one.  False (and the error kept) on misuse.
+ * top-level value must not have one, and there is one top-level value
+ * (done once it began).  False (and the error kept) on misuse.
  */
 static bool json_value_begin(struct rmpt_json *j, const char *key)
 {
@@ -213,12 +205,14 @@ static bool json_value_begin(struct rmpt_json *j, const char *key)
 
 	if (j->err)
 		return false;
-	if (j->done || want_key != !!key) {
+	if ((j->done && !j->depth) || want_key != !!key) {
 		json_fail(j, -EINVAL);
 		return false;
 	}
-	if (!j->depth)
+	if (!j->depth) {
+		j->done = true;
 		return true;
+	}
 	if (j->has_items[j->depth - 1])
 		fputc(',', j->f);
 	j->has_items[j->depth - 1] = true;
@@ -228,12 +222,6 @@ static bool json_value_begin(struct rmpt_json *j, const char *key)
 		fputs(": ", j->f);
 	}
 	return true;
-}
-
-static void json_value_end(struct rmpt_json *j)
-{
-	if (!j->depth)
-		j->done = true;
 }
 
 void rmpt_json_open(struct rmpt_json *j, const char *key, bool array)
@@ -262,7 +250,6 @@ void rmpt_json_close(struct rmpt_json *j, bool array)
 	if (j->has_items[j->depth])
 		json_indent(j);
 	fputc(array ? ']' : '}', j->f);
-	json_value_end(j);
 }
 
 void rmpt_json_string(struct rmpt_json *j, const char *key, const char *val)
@@ -270,7 +257,6 @@ void rmpt_json_string(struct rmpt_json *j, const char *key, const char *val)
 	if (!json_value_begin(j, key))
 		return;
 	json_put_string(j, val);
-	json_value_end(j);
 }
 
 /* A number, true, false or null, as printf() writes it. */
@@ -283,7 +269,6 @@ static __printf(3, 4) void json_raw(struct rmpt_json *j, const char *key, const 
 	va_start(ap, fmt);
 	vfprintf(j->f, fmt, ap);
 	va_end(ap);
-	json_value_end(j);
 }
 
 void rmpt_json_u64(struct rmpt_json *j, const char *key, u64 val)

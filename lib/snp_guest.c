@@ -18,7 +18,7 @@
 /* Mainline's processor.h has per-MMU PTE masks, which the guest cannot reach. */
 #define PT_PRESENT		BIT_ULL(0)
 #define PT_HUGE			BIT_ULL(7)
-/* rmpt_guest_psc_4k() when the response code itself is wrong. */
+/* psc_4k() when the response code itself is wrong. */
 #define PSC_BAD_RESPONSE	BIT_ULL(32)
 
 /*
@@ -65,11 +65,7 @@ void rmpt_guest_terminate(u8 set, u8 code)
 		cpu_relax();
 }
 
-/*
- * The C-bit is CPUID 0x8000001F EBX[5:0].  The CPUID instruction would
- * raise #VC, so ask through the MSR protocol.  0: the hypervisor did not
- * answer.
- */
+/* The C-bit, CPUID 0x8000001F EBX[5:0], by MSR protocol (CPUID raises #VC); 0: no answer. */
 static u64 c_bit_mask(void)
 {
 	static u64 mask;
@@ -150,10 +146,7 @@ static u64 *guest_pte(u64 gva)
 	}
 }
 
-/*
- * Set or clear the C-bit of the 4K mapping of gva and drop its TLB entry
- * on this vCPU; other vCPUs that may cache it are the caller's business.
- */
+/* Set or clear gva's C-bit and INVLPG it here; other vCPUs are the caller's business. */
 static int set_c_bit(u64 gva, bool private)
 {
 	u64 *pte = guest_pte(gva), c_bit = c_bit_mask();
@@ -198,20 +191,17 @@ static int pvalidate_4k(u64 gva, bool validate)
 }
 
 /*
- * The order of both conversions is the one a Linux SNP guest uses
- * (arch/x86/mm/mem_encrypt_amd.c runs them around the page-table change
- * in __set_memory_enc_pgtable(), and arch/x86/coco/sev/core.c orders PSC
- * and PVALIDATE):
+ * Both conversions in a Linux SNP guest's order (__set_memory_enc_pgtable()
+ * of arch/x86/mm/mem_encrypt_amd.c; arch/x86/coco/sev/core.c orders PSC and
+ * PVALIDATE):
  *
  *   to shared:  PVALIDATE rescind -> PSC shared  -> clear C-bit, INVLPG
  *   to private: set C-bit, INVLPG -> PSC private -> PVALIDATE validate
  *
- * Validation is rescinded while the page is still private and mapped
- * encrypted, so the guest never keeps a validated page that the host can
- * take back.  A page is validated only after the RMP made it private again,
- * through the encrypted mapping PVALIDATE translates its address with.
- * The page must not be touched between the steps: an access whose C-bit
- * disagrees with the page's state exits as KVM_EXIT_MEMORY_FAULT.
+ * So the guest never keeps a validated page the host can take back, and
+ * validates a page only once the RMP made it private again, through the
+ * encrypted mapping.  The page must not be touched between the steps: an
+ * access whose C-bit disagrees with its state exits as KVM_EXIT_MEMORY_FAULT.
  */
 static int convert_4k(u64 gva, u64 gpa, bool to_private)
 {
@@ -228,10 +218,7 @@ static int convert_4k(u64 gva, u64 gpa, bool to_private)
 	return RMPT_CONVERT_OK;
 }
 
-/*
- * Convert [gva, gva + npages * 4K), page by page, in place.  Returns 0 or
- * the enum rmpt_convert_err stage that failed first.
- */
+/* Convert [gva, gva + npages * 4K) in place; 0 or the first rmpt_convert_err stage. */
 int rmpt_guest_convert(u64 gva, u64 npages, bool to_private)
 {
 	u64 i, va, *pte;

@@ -21,20 +21,14 @@
 
 #include "snp_ghcb.h"
 
-/*
- * UCALL_PIO_PORT of the framework's lib/x86_64/ucall.c (lib/x86/ucall.c on
- * mainline), which keeps it private.
- */
+/* UCALL_PIO_PORT, private to the framework's lib/x86_64/ucall.c (mainline: lib/x86/). */
 #define UCALL_PORT		0x1000
 #define MAILBOX_MAGIC		0x786f626c69616d72ULL	/* "rmailbox" */
 #define AREA_STRIDE		(RMPT_GHCB_AREA_PAGES_PER_VCPU * PAGE_SIZE)
 #define GHCB_PROTOCOL_VERSION	2	/* SNP needs GHCB v2 */
 #define GHCB_DEFAULT_USAGE	0	/* the only usage KVM accepts */
 
-/*
- * The 4K GHCB page (GHCB spec, struct ghcb in arch/x86/include/asm/svm.h),
- * with only the fields this suite uses named.
- */
+/* The GHCB page (struct ghcb, arch/x86/include/asm/svm.h): only the fields used named. */
 struct ghcb_page {
 	u8 rsvd_000[0x1f8];
 	u64 rax;			/* 0x1f8 */
@@ -241,10 +235,7 @@ static void install_vc_entry(struct kvm_vm *vm)
 	e->offset2 = addr >> 32;
 }
 
-/*
- * Host, before launch: allocate the shared per-vCPU pages at
- * RMPT_GHCB_AREA_GVA, tell the guest where they are, install the #VC entry.
- */
+/* Host, before launch: the shared per-vCPU pages, where the guest finds them, the #VC entry. */
 void rmpt_snp_ucall_init(struct kvm_vm *vm, u32 nr_vcpus)
 {
 	u64 npages = (u64)nr_vcpus * RMPT_GHCB_AREA_PAGES_PER_VCPU;

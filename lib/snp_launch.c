@@ -1,10 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * Host side of an SEV-SNP guest: which policy, how to create the VM, and
- * the launch sequence (Documentation/virt/kvm/x86/amd-memory-encryption.rst,
- * KVM_SEV_SNP_LAUNCH_*).  On mainline the framework's helpers do the work;
- * on 6.12, which has none, the same steps are issued through
- * KVM_MEMORY_ENCRYPT_OP.
+ * Host side of an SEV-SNP guest (include/snp_launch.h).  On mainline the
+ * framework's helpers do the work; on 6.12, which has none, the same steps
+ * are issued through KVM_MEMORY_ENCRYPT_OP.
  */
 #include <stdio.h>
 

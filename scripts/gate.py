@@ -93,12 +93,9 @@ def load_doc(path):
 
 def run_files(folder):
     """The <run-index>.json files of a test folder, in run order."""
-    runs = []
-    for entry in os.listdir(folder):
-        stem, ext = os.path.splitext(entry)
-        if ext == ".json" and stem.isdigit():
-            runs.append((int(stem), os.path.join(folder, entry)))
-    return [path for _, path in sorted(runs)]
+    runs = [(int(e[:-5]), e) for e in os.listdir(folder)
+            if e.endswith(".json") and e[:-5].isdigit()]
+    return [os.path.join(folder, e) for _, e in sorted(runs)]
 
 
 def test_folders(top):
@@ -113,13 +110,10 @@ def load_runs(top, need_manifest):
     """{test: [doc, ...]} of a saved run, and its manifest (or {})."""
     folders = test_folders(top)
     mpath = os.path.join(top, MANIFEST)
-    if os.path.exists(mpath):
-        manifest = load_json(mpath, "manifest")
-    elif need_manifest:
+    if need_manifest and not os.path.exists(mpath):
         raise BadInput(f"{top}: no {MANIFEST}: not a saved run "
                        "(make one with run_tests.sh --repeat N --save DIR)")
-    else:
-        manifest = {}
+    manifest = load_json(mpath, "manifest") if os.path.exists(mpath) else {}
     runs = {test: [load_doc(p) for p in run_files(folder)] for test, folder in folders.items()}
     return {test: docs for test, docs in runs.items() if docs}, manifest
 
@@ -151,18 +145,13 @@ def cv_percent(xs):
 
 
 def doubled_midranks(values):
-    """Twice the midrank of each value: integers, so sums count exactly."""
-    order = sorted(range(len(values)), key=lambda i: values[i])
-    ranks = [0] * len(values)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-            j += 1
-        for k in range(i, j + 1):
-            ranks[order[k]] = i + j + 2  # (i+1 + j+1) = 2 * midrank
-        i = j + 1
-    return ranks
+    """Twice the midrank of each value: integers, so sums count exactly.
+    Equal values span ranks first+1 .. last+1 of the sorted list."""
+    first, last = {}, {}
+    for i, v in enumerate(sorted(values)):
+        first.setdefault(v, i)
+        last[v] = i
+    return [first[v] + last[v] + 2 for v in values]
 
 
 def exact_rank_sum_tails(ranks, n, observed):
@@ -220,10 +209,7 @@ def judge(test, name, b, c, opts):
         row.verdict = "new" if not base else "missing"
         return row
     bm, cm = median(base), median(cur)
-    if bm == 0:
-        row.change = 0.0 if cm == 0 else None
-    else:
-        row.change = 100.0 * (cm - bm) / abs(bm)
+    row.change = 100.0 * (cm - bm) / abs(bm) if bm else 0.0 if cm == 0 else None
     if better == "none":
         row.verdict = "info"
         return row
@@ -298,8 +284,7 @@ def notes_on_context(base_manifest, cur_manifest, base_runs, cur_runs):
         if b is not None and c is not None and b != c:
             print(f"gate: note: {key} differs: baseline {b!r}, current {c!r}")
     for test in sorted(set(base_runs) & set(cur_runs)):
-        b = base_runs[test][0].get("params")
-        c = cur_runs[test][0].get("params")
+        b, c = (runs[test][0].get("params") for runs in (base_runs, cur_runs))
         if isinstance(b, dict) and isinstance(c, dict):
             diff = [f"{k} {json.dumps(b.get(k))} -> {json.dumps(c.get(k))}"
                     for k in sorted(set(b) | set(c))
@@ -336,7 +321,8 @@ def cmd_compare(opts):
 
 
 def cmd_noise(opts):
-    """The CV table of a saved run: which metrics are steady enough to gate on."""
+    """The CV table of a saved run: which metrics are steady enough to gate on
+    (the CV at most MAX_CV, the default of compare --max-cv)."""
     runs, _ = load_runs(opts.dir, need_manifest=False)
     if not runs:
         print(f"noise: no metrics documents under {opts.dir}")
@@ -345,39 +331,12 @@ def cmd_noise(opts):
         print(NOISE.format("metric", "unit", "n", "median", "CV", "gate on it?"))
         for name, (unit, better, values) in sorted(series(test, docs).items()):
             cv = cv_percent(values)
-            if better == "none":
-                verdict = "no: reported only"
-            elif cv is None:
-                verdict = "unknown: needs 2+ runs"
-            elif cv > opts.max_cv:
-                verdict = f"no: CV > {opts.max_cv:g}%"
-            else:
-                verdict = "yes"
+            verdict = ("no: reported only" if better == "none" else
+                       "unknown: needs 2+ runs" if cv is None else
+                       f"no: CV > {MAX_CV:g}%" if cv > MAX_CV else "yes")
             print(NOISE.format(name, unit[:UNIT], len(values), fmt_median(values),
                                fmt_pct(cv, signed=False), verdict))
     return 0
-
-
-def cpu_model():
-    """The CPU's model name: a baseline from another CPU is no baseline."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            return next((line.split(":", 1)[1].strip() for line in f
-                         if line.startswith("model name")), platform.processor() or None)
-    except OSError:
-        return platform.processor() or None
-
-
-def project_describe():
-    """git describe of the project, without touching its index."""
-    top = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    try:
-        out = subprocess.run(["git", "-C", top, "describe", "--always", "--dirty", "--tags"],
-                             capture_output=True, text=True, check=True, timeout=10,
-                             env=dict(os.environ, GIT_OPTIONAL_LOCKS="0"))
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None
 
 
 def read_text(path, mode="r"):
@@ -387,6 +346,23 @@ def read_text(path, mode="r"):
             return f.read()
     except OSError:
         return "" if mode == "r" else b""
+
+
+def cpu_model():
+    """The CPU's model name: a baseline from another CPU is no baseline."""
+    return next((line.split(":", 1)[1].strip() for line in read_text("/proc/cpuinfo").splitlines()
+                 if line.startswith("model name")), platform.processor() or None)
+
+
+def project_describe():
+    """git describe of the project, without touching its index."""
+    top = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        return subprocess.run(["git", "-C", top, "describe", "--always", "--dirty", "--tags"],
+                              capture_output=True, text=True, check=True, timeout=10,
+                              env=dict(os.environ, GIT_OPTIONAL_LOCKS="0")).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
 
 
 def config_sha256():
@@ -403,7 +379,6 @@ def cmd_manifest(opts):
         "kernel": platform.release(),
         "kernel_build": read_text("/proc/version").strip(),
         "kernel_config_sha256": config_sha256(),
-        "machine": platform.machine(),
         "cpu": cpu_model(),
         "cpus": os.cpu_count(),
         "project": project_describe(),
@@ -446,11 +421,9 @@ def main(argv):
     compare.add_argument("--min-effect", type=percent, default=MIN_EFFECT,
                          help="percent change of the median below which nothing fails")
     compare.add_argument("--test", action="append", help="compare only this test (repeatable)")
-    noise = sub.add_parser("noise")
-    noise.add_argument("dir")
-    for p in (compare, noise):
-        p.add_argument("--max-cv", type=percent, default=MAX_CV,
-                       help="percent CV above which a metric is noisy, not gated")
+    compare.add_argument("--max-cv", type=percent, default=MAX_CV,
+                         help="percent CV above which a metric is noisy, not gated")
+    sub.add_parser("noise").add_argument("dir")
     p = sub.add_parser("manifest")
     p.add_argument("dir")
     p.add_argument("--repeat", type=int, required=True)

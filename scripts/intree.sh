@@ -108,9 +108,8 @@ detect_layout() {
 		[[ -e $KVM/$d ]] || die "$KVM has no $d ($LAYOUT layout)"
 	done
 	ANCHOR="TEST_PROGS += \$(TEST_PROGS_\$($VAR))"
-	if [[ $(grep -cxF -- "$ANCHOR" "$KVM/$MK") != 1 ]]; then
+	[[ $(grep -cxF -- "$ANCHOR" "$KVM/$MK") == 1 ]] ||
 		die "$KVM/$MK: expected exactly one line '$ANCHOR'"
-	fi
 }
 
 # edited_makefile IN OUT: our lists go before the anchor, where the tree
@@ -153,9 +152,7 @@ edited_config() {
 	cp -- "$1" "$2"
 	if [[ -n $add ]]; then
 		# A file without a final newline would glue our marker to its last line.
-		if [[ -s $1 && -n $(tail -c 1 -- "$1") ]]; then
-			printf '\n' >>"$2"
-		fi
+		[[ ! -s $1 || -z $(tail -c 1 -- "$1") ]] || printf '\n' >>"$2"
 		printf '%s\n%s\n%s\n' "$BEGIN_MARK" "$add" "$END_MARK" >>"$2"
 	fi
 }
@@ -171,12 +168,10 @@ strip_blocks() {
 check_free() {
 	local src dest clash=0
 
-	if [[ -e $KVM/$MANIFEST_NAME ]]; then
+	[[ ! -e $KVM/$MANIFEST_NAME ]] ||
 		die "already installed in $KVM (see $MANIFEST_NAME): uninstall first"
-	fi
-	if grep -qxF -- "$BEGIN_MARK" "$KVM/$MK" "$KVM/config"; then
+	! grep -qxF -- "$BEGIN_MARK" "$KVM/$MK" "$KVM/config" ||
 		die "$KVM holds snp-rmp marker lines but no manifest: restore $MK and config by hand"
-	fi
 	while read -r src dest; do
 		if [[ -e $KVM/$dest ]]; then
 			say "$KVM/$dest already exists"
@@ -216,9 +211,8 @@ install_tree() {
 		printf '# snp-rmp in-tree install; scripts/intree.sh uninstall reads this\n'
 		printf 'layout %s\n' "$LAYOUT"
 		for f in "$MK" config; do
-			if ! cmp -s "$KVM/$f" "$stage/$f"; then
+			cmp -s "$KVM/$f" "$stage/$f" ||
 				printf 'edit %s %s %s\n' "$f" "$(sha "$KVM/$f")" "$(sha "$stage/$f")"
-			fi
 		done
 		# A snapshot of our files: what is hashed is what gets installed,
 		# even while the project is being edited.
@@ -258,18 +252,16 @@ uninstall_tree() {
 			changed=1
 		fi
 	done <"$TMP/entries"
-	if ((changed && !force)); then
+	((!changed || force)) ||
 		die "not uninstalled: keep your changes elsewhere, or use -f to drop them"
-	fi
 	while read -r kind path a _; do
 		base=$KVM/${path%.c}
 		case $kind:$path in
 		edit:*)
 			strip_blocks "$KVM/$path" "$stripped"
 			cat -- "$stripped" >"$KVM/$path"
-			if [[ $(sha "$KVM/$path") != "$a" ]]; then
-				say "$path differs from before the install (edited since?)"
-			fi ;;
+			[[ $(sha "$KVM/$path") == "$a" ]] ||
+				say "$path differs from before the install (edited since?)" ;;
 		file:"$ARCH"/*.c)
 			rm -f -- "$KVM/$path" "$base.o" "$base.d" "$base" ;;
 		file:*.c)

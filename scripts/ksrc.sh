@@ -16,7 +16,6 @@
 #             release (make deps).
 #
 # SNP_RMP_CACHE overrides the cache folder (default: <project>/.cache).
-# SNP_RMP_REFRESH=1 looks for a newer mainline package even when one is cached.
 
 set -eu
 set -o pipefail
@@ -41,10 +40,14 @@ project=$(cd "$(dirname "$0")/.." && pwd)
 cache=${SNP_RMP_CACHE:-$project/.cache}
 
 need_apt() {
-	if ! command -v apt-get >/dev/null 2>&1 || ! command -v dpkg-deb >/dev/null 2>&1; then
+	{ command -v apt-get && command -v dpkg-deb; } >/dev/null 2>&1 ||
 		die "no apt-get/dpkg-deb here: not a Debian machine; set KSRC=/path/to/linux (6.12 or newer)"
-	fi
 	command -v xz >/dev/null 2>&1 || die "xz is missing: apt-get install xz-utils (or run 'make deps')"
+}
+
+# cached DIR: print DIR if it was provisioned completely, else fail.
+cached() {
+	[ -f "$1/.snp-rmp-complete" ] && echo "$1"
 }
 
 # unpack DEB: extract the source tarball inside a Debian linux-source package
@@ -53,10 +56,7 @@ unpack() {
 	local deb=$1 name tmp
 
 	name=$(dpkg-deb -f "$deb" Package)
-	if [ -f "$cache/src/$name/.snp-rmp-complete" ]; then
-		echo "$cache/src/$name"
-		return
-	fi
+	cached "$cache/src/$name" && return
 	say "unpacking $(basename "$deb") into $cache/src/$name"
 	mkdir -p "$cache/src"
 	tmp=$(mktemp -d "$cache/src/.unpack.XXXXXX")
@@ -90,12 +90,9 @@ fetch() {
 }
 
 lts() {
-	local src=$cache/src/$LTS_PACKAGE deb
+	local deb
 
-	if [ -f "$src/.snp-rmp-complete" ]; then
-		echo "$src"
-		return
-	fi
+	cached "$cache/src/$LTS_PACKAGE" && return
 	need_apt
 	if ! apt-cache show "$LTS_PACKAGE" >/dev/null 2>&1; then
 		say "$LTS_PACKAGE is not in the apt lists; running apt-get update"
@@ -132,7 +129,7 @@ unstable_apt() {
 mainline() {
 	local link=$cache/src/mainline pkg deb src
 
-	if [ -f "$link/.snp-rmp-complete" ] && [ "${SNP_RMP_REFRESH:-0}" != 1 ]; then
+	if [ -f "$link/.snp-rmp-complete" ]; then
 		readlink -f "$link"
 		return
 	fi
@@ -149,10 +146,7 @@ mainline() {
 virtme_ng() {
 	local dir=$cache/virtme-ng deb tmp
 
-	if [ -f "$dir/.snp-rmp-complete" ]; then
-		echo "$dir"
-		return
-	fi
+	cached "$dir" && return
 	unstable_apt
 	deb=$(fetch virtme-ng "${UNSTABLE[@]}")
 	say "unpacking $(basename "$deb") into $dir"
