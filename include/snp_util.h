@@ -172,6 +172,7 @@ void *rmpt_data_hva(struct rmpt_vm *rv, u64 gpa);
 void *rmpt_view_hva(struct rmpt_vm *rv, u64 gpa);
 
 /* Conversions (lib/convert.c) */
+u64 rmpt_guest_map_gpa(bool protected_state, u64 gpa, u64 npages, bool to_private);
 int rmpt_discard_shared(struct rmpt_vm *rv, u64 gpa, u64 size, int advice);
 int rmpt_convert(struct rmpt_vm *rv, u64 gpa, u64 size, bool to_private);
 bool rmpt_map_gpa_request_valid(const struct rmpt_vm *rv, u64 gpa, u64 npages, u64 attrs,

@@ -14,7 +14,25 @@
 
 #include "test_util.h"
 #include "kvm_util.h"
+#include "snp_rng.h"
 #include "snp_util.h"
+
+/*
+ * Guest: ask for [gpa, gpa + npages * 4K) private or shared, through the
+ * GHCB's page state change where the guest's state is protected (SNP),
+ * else KVM_HC_MAP_GPA_RANGE; both reach rmpt_vcpu_run() as the same exit.
+ * 0 or an error: rmpt_guest_convert()'s stage, or the hypercall's.
+ */
+RMPT_GUEST_CODE u64 rmpt_guest_map_gpa(bool protected_state, u64 gpa, u64 npages,
+				       bool to_private)
+{
+	enum rmpt_map_gpa_size size = npages == SZ_2M / SZ_4K ? RMPT_MAP_GPA_2M : RMPT_MAP_GPA_4K;
+
+	if (protected_state)
+		return rmpt_guest_convert(gpa, npages, to_private);
+	return __kvm_hypercall_map_gpa_range(gpa, npages * SZ_4K,
+					     rmpt_map_gpa_attrs(to_private, size));
+}
 
 /* Drop the shared side of [gpa, gpa + size): MADV_DONTNEED or MADV_REMOVE. */
 int rmpt_discard_shared(struct rmpt_vm *rv, u64 gpa, u64 size, int advice)

@@ -323,11 +323,7 @@ static u64 guest_iters;
 
 static void guest_convert(u64 gpa, bool to_private)
 {
-	if (guest_protected_state)
-		GUEST_ASSERT_EQ(rmpt_guest_convert(gpa, 1, to_private), 0);
-	else
-		kvm_hypercall_map_gpa_range(gpa, SZ_4K,
-					    rmpt_map_gpa_attrs(to_private, RMPT_MAP_GPA_4K));
+	GUEST_ASSERT_EQ(rmpt_guest_map_gpa(guest_protected_state, gpa, 1, to_private), 0);
 }
 
 /* Page 0 of the data region takes the samples, page 1 is converted. */

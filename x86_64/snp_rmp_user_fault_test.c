@@ -89,11 +89,8 @@ static void guest_verify(const struct guest_ctrl *ctrl, int word)
 
 static void guest_convert(const struct guest_ctrl *ctrl)
 {
-	if (guest_protected_state)
-		GUEST_ASSERT_EQ(rmpt_guest_convert(ctrl->gpa, ctrl->npages, ctrl->arg), 0);
-	else
-		kvm_hypercall_map_gpa_range(ctrl->gpa, ctrl->npages * SZ_4K,
-					    rmpt_map_gpa_attrs(ctrl->arg, RMPT_MAP_GPA_4K));
+	GUEST_ASSERT_EQ(rmpt_guest_map_gpa(guest_protected_state, ctrl->gpa, ctrl->npages,
+					   ctrl->arg), 0);
 }
 
 static void guest_spin(struct guest_ctrl *ctrl)

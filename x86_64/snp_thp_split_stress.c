@@ -524,16 +524,10 @@ static RMPT_GUEST_CODE __always_inline u64 guest_stamp(const struct guest_run *g
 	return zero;
 }
 
-/* 0 or an error: rmpt_guest_convert()'s stage, or the hypercall's. */
 static RMPT_GUEST_CODE u64 guest_convert(u64 mode, u64 page, u64 npages, bool to_private)
 {
-	u64 gpa = (u64)guest_page(page);	/* identity-mapped */
-
-	if (mode == CONV_SNP_PSC)
-		return rmpt_guest_convert(gpa, npages, to_private);
-	return __kvm_hypercall_map_gpa_range(gpa, npages * SZ_4K,
-					     rmpt_map_gpa_attrs(to_private, npages == PAGES_PER_2M ?
-								RMPT_MAP_GPA_2M : RMPT_MAP_GPA_4K));
+	/* identity-mapped */
+	return rmpt_guest_map_gpa(mode == CONV_SNP_PSC, (u64)guest_page(page), npages, to_private);
 }
 
 /* A conversion discards the range: count it as the splitter does its own. */
