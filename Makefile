@@ -8,12 +8,12 @@ KSRC_FLAVOR ?= lts
 O ?= build$(if $(filter mainline,$(KSRC_FLAVOR)),/mainline)
 BUILD := $(abspath $(O))
 
-TEST_PROGS := $(patsubst x86_64/%.c,%,$(wildcard x86_64/*.c))
-LIB_SRCS := $(wildcard lib/*.c)
+TEST_PROGS := $(patsubst kvm/x86_64/%.c,%,$(wildcard kvm/x86_64/*.c))
+LIB_SRCS := $(wildcard kvm/lib/*.c)
 UNIT_SRCS := $(wildcard tests/unit/*.c)
 
 PROGS := $(addprefix $(BUILD)/x86_64/,$(TEST_PROGS))
-LIB_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRCS))
+LIB_OBJS := $(patsubst kvm/%.c,$(BUILD)/%.o,$(LIB_SRCS))
 UNIT_PROGS := $(patsubst %.c,$(BUILD)/%,$(UNIT_SRCS))
 
 .DEFAULT_GOAL := all
@@ -75,17 +75,17 @@ include $(FW_VARS)
 endif # tree goals
 
 Q := $(if $(V),,@)
-SNP_CFLAGS = $(FW_CFLAGS) -I$(CURDIR)/include -Wall -Werror
+SNP_CFLAGS = $(FW_CFLAGS) -I$(CURDIR)/kvm/include -Wall -Werror
 SNP_LDLIBS = -lnuma $(FW_LDLIBS)
 
 all: $(PROGS)
 
-$(BUILD)/lib/%.o: lib/%.c $(FW_VARS)
+$(BUILD)/lib/%.o: kvm/lib/%.c $(FW_VARS)
 	@mkdir -p $(@D)
 	@echo "  CC      $<"
 	$(Q)$(CC) $(SNP_CFLAGS) -c $< -o $@
 
-$(BUILD)/x86_64/%: x86_64/%.c $(LIB_OBJS) $(FW_VARS)
+$(BUILD)/x86_64/%: kvm/x86_64/%.c $(LIB_OBJS) $(FW_VARS)
 	@mkdir -p $(@D)
 	@echo "  CCLD    $<"
 	$(Q)$(CC) $(SNP_CFLAGS) $(FW_LDFLAGS) $< $(LIB_OBJS) $(FW_OBJS) $(SNP_LDLIBS) -o $@

@@ -6,7 +6,7 @@
 # On top of that runner: each program runs in a process group of its own
 # that is killed with it, the THP sysfs knobs are put back on every way
 # out, the kernel log since the start is checked as the last result (for
-# the strings of include/kmsg_bad.inc, which the C checks use too), and
+# the strings of kvm/include/kmsg_bad.inc, which the C checks use too), and
 # --repeat/--save/--gate measure and gate metrics with scripts/gate.py.
 #
 # Hooks for the project's tests: SNP_RMP_THP_DIR=DIR is saved and restored
@@ -97,7 +97,7 @@ parse_args() {
 
 # -T, else $SNP_RMP_TIMEOUT, else the settings file's last timeout=N, else 45.
 resolve_timeout() {
-	local from=-T settings=$SCRIPT_DIR/settings
+	local from=-T settings=$SCRIPT_DIR/kvm/settings
 
 	TIMEOUT=$OPT_TIMEOUT
 	[[ -n $TIMEOUT ]] || from=SNP_RMP_TIMEOUT TIMEOUT=${SNP_RMP_TIMEOUT:-}
@@ -134,7 +134,7 @@ select_tests() {
 # starting.  The tests run from the x86_64 folder: all their paths are
 # absolute.
 prepare_run() {
-	local stamp inc=$SCRIPT_DIR/include/kmsg_bad.inc
+	local stamp inc=$SCRIPT_DIR/kvm/include/kmsg_bad.inc
 
 	BUILD_DIR=$(cd -- "$BUILD_DIR" && pwd -P)
 	# ls lists a file, or a folder's entries.

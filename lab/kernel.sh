@@ -60,7 +60,7 @@ out=$(cd "$2" && pwd)
 shift 2
 [ -f "$ksrc/kernel/configs/kvm_guest.config" ] ||
 	die "$ksrc is not a kernel tree (no kernel/configs/kvm_guest.config)"
-fragments=("$project/config" "$project/lab/lab.config")
+fragments=("$project/kvm/config" "$project/lab/lab.config")
 for f in "$@"; do
 	[ -r "$f" ] || die "no config fragment $f"
 	fragments+=("$(abspath "$f")")

@@ -162,7 +162,7 @@ config_report() {
 		echo "# vmtest: kernel config unknown (no .config beside it, no /proc/config.gz)"
 		return
 	fi
-	missing=$(grep -o '^CONFIG_[A-Z0-9_]*=y' "$project/config" | while read -r opt; do
+	missing=$(grep -o '^CONFIG_[A-Z0-9_]*=y' "$project/kvm/config" | while read -r opt; do
 		grep -qx -e "$opt" -e "${opt%=y}=m" <<<"$conf" || printf '%s ' "${opt%=y}"
 	done)
 	if [ -n "$missing" ]; then

@@ -73,12 +73,12 @@ sha() {
 file_pairs() {
 	local f n
 
-	for f in "$project"/x86_64/*.c "$project"/lib/*.c "$project"/include/*.{h,inc}; do
+	for f in "$project"/kvm/x86_64/*.c "$project"/kvm/lib/*.c "$project"/kvm/include/*.{h,inc}; do
 		f=${f#"$project"/}
-		n=${f#*/}
+		n=${f##*/}
 		case $f in
-		lib/*) printf '%s lib/%s/rmpt_%s\n' "$f" "$ARCH" "${n#rmpt_}" ;;
-		x86_64/*) printf '%s %s/%s\n' "$f" "$ARCH" "$n" ;;
+		kvm/lib/*) printf '%s lib/%s/rmpt_%s\n' "$f" "$ARCH" "${n#rmpt_}" ;;
+		kvm/x86_64/*) printf '%s %s/%s\n' "$f" "$ARCH" "$n" ;;
 		*) printf '%s include/%s/%s\n' "$f" "$ARCH" "$n" ;;
 		esac
 	done
@@ -86,7 +86,7 @@ file_pairs() {
 
 # Our programs as <arch>/<name>, one a line.
 prog_dests() {
-	file_pairs | sed -n 's/^x86_64\/[^ ]* \(.*\)\.c$/\1/p'
+	file_pairs | sed -n 's/^kvm\/x86_64\/[^ ]* \(.*\)\.c$/\1/p'
 }
 
 detect_layout() {
@@ -122,7 +122,7 @@ edited_makefile() {
 	progs=$(prog_dests | tr '\n' ' ')
 	lists=$(printf '%s\n' "$BEGIN_MARK"
 		prog_dests | sed "s/^/TEST_GEN_PROGS_$ARCH += /"
-		file_pairs | sed -n 's/^lib\/[^ ]* /SNP_RMP_LIB += /p'
+		file_pairs | sed -n 's/^kvm\/lib\/[^ ]* /SNP_RMP_LIB += /p'
 		printf '%s' "$END_MARK")
 	lists=$lists awk -v anchor="$ANCHOR" '$0 == anchor { print ENVIRON["lists"] } { print }' "$1" >"$2"
 	cat >>"$2" <<EOF
@@ -148,7 +148,7 @@ edited_config() {
 	local add
 
 	add=$(awk -F= 'FILENAME == ARGV[1] { sub(/^# /, ""); sub(/ is not set.*/, "="); have[$1] = 1; next }
-		/^CONFIG_[A-Za-z0-9_]+=/ && !have[$1]' "$1" "$project/config")
+		/^CONFIG_[A-Za-z0-9_]+=/ && !have[$1]' "$1" "$project/kvm/config")
 	cp -- "$1" "$2"
 	if [[ -n $add ]]; then
 		# A file without a final newline would glue our marker to its last line.

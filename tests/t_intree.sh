@@ -105,7 +105,7 @@ layout() {
 	fi
 	local f
 
-	for f in "$top"/x86_64/*.c; do
+	for f in "$top"/kvm/x86_64/*.c; do
 		f=${f##*/}
 		PROGS+=("${f%.c}")
 	done

@@ -383,13 +383,13 @@ check_exit_codes() {
 # A copy of the runner, with the kernel log patterns it reads, next to its
 # own settings file.
 runner_copy() {
-	mkdir -p "$T/copy/include"
+	mkdir -p "$T/copy/kvm/include"
 	cp "$REAL_RUNNER" "$T/copy/run_tests.sh"
-	cp "$HERE/../include/kmsg_bad.inc" "$T/copy/include/"
+	cp "$HERE/../kvm/include/kmsg_bad.inc" "$T/copy/kvm/include/"
 	if [[ -n $1 ]]; then
-		echo "timeout=$1" >"$T/copy/settings"
+		echo "timeout=$1" >"$T/copy/kvm/settings"
 	else
-		rm -f "$T/copy/settings"
+		rm -f "$T/copy/kvm/settings"
 	fi
 }
 
@@ -539,14 +539,14 @@ check_klog() {
 	check "a BUG after the start marker fails kernel_log_clean" klog_failed
 	check_kmsg_untouched
 
-	# The runner reads its patterns from include/kmsg_bad.inc, as the C code.
+	# The runner reads its patterns from kvm/include/kmsg_bad.inc, as the C code.
 	runner_copy ""
-	echo '"frobnicator jammed",' >>"$T/copy/include/kmsg_bad.inc"
+	echo '"frobnicator jammed",' >>"$T/copy/kvm/include/kmsg_bad.inc"
 	klog_with "[   45.000000] frobnicator jammed"
 	RUNNER=$T/copy/run_tests.sh
 	runner -b "$T/build" -t pass_ok -o "$T/k6"
 	RUNNER=$REAL_RUNNER
-	check "a pattern added to include/kmsg_bad.inc fails kernel_log_clean" klog_failed
+	check "a pattern added to kvm/include/kmsg_bad.inc fails kernel_log_clean" klog_failed
 }
 
 # With the file hook the marker must not have gone to /dev/kmsg.
