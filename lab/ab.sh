@@ -23,15 +23,16 @@
 
 set -eu
 
-project=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 build=$project/build/mainline
 runs=5
 results=""
 slowdown=""
-usage="usage: lab/ab.sh [-n RUNS] [-b BUILD] [-o RESULTS] {KERNEL_A KERNEL_B | -s NAME NS...}"
 
+# Anything but a pass or a regression is 2, apart from gate.py's 1.
 die() {
-	echo "lab/ab.sh: $*" >&2
+	say "$@"
 	exit 2
 }
 
@@ -43,7 +44,7 @@ while getopts ':n:b:o:s:' opt; do
 	o) results=$OPTARG ;;
 	s) slowdown=$project/tests/slowdowns/$OPTARG.patch
 	   [ -r "$slowdown" ] || die "no slowdown $OPTARG (tests/slowdowns/$OPTARG.patch)" ;;
-	*) die "$usage" ;;
+	*) usage ;;
 	esac
 done
 shift $((OPTIND - 1))
@@ -77,7 +78,7 @@ ab() {
 }
 
 if [ -z "$slowdown" ]; then
-	[ $# -eq 2 ] || die "$usage"
+	[ $# -eq 2 ] || usage
 	for k; do
 		[ -f "$k" ] || die "no kernel image $k"
 	done
@@ -87,7 +88,7 @@ if [ -z "$slowdown" ]; then
 	exit "$rc"
 fi
 
-[ $# -ge 1 ] || die "$usage"
+[ $# -ge 1 ] || usage
 for ns; do
 	[[ $ns =~ ^[0-9]+$ ]] || die "NS wants nanoseconds, not '$ns'"
 done

@@ -18,22 +18,13 @@
 set -eu
 set -o pipefail
 
-project=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 tree=mainline
 results=""
 rounds=3
 percents=(1 5)
 PROG_TIMEOUT=180
-
-die() {
-	echo "lab/faultinject.sh: $*" >&2
-	exit 1
-}
-
-usage() {
-	sed -n 's/^#   //p' "$0" | head -n 1 >&2
-	exit 2
-}
 
 while getopts ':t:o:r:p:' opt; do
 	case $opt in

@@ -24,21 +24,8 @@
 set -eu
 set -o pipefail
 
-project=$(cd "$(dirname "$0")/.." && pwd)
-
-die() {
-	echo "lab/kernel.sh: $*" >&2
-	exit 1
-}
-
-say() {
-	echo "lab/kernel.sh: $*" >&2
-}
-
-usage() {
-	echo "usage: $0 [-p PATCH] KSRC OUT [FRAGMENT...]" >&2
-	exit 2
-}
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 
 abspath() {
 	echo "$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"

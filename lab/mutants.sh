@@ -25,7 +25,8 @@
 set -eu
 set -o pipefail
 
-project=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 tree=mainline
 results=""
 watchdog=900
@@ -33,20 +34,6 @@ PROG_TIMEOUT=300
 
 # Columns: ours first, then upstream's.
 PROGS=(fault stress guest_memfd_test private_mem_conversions_test split_huge_page_test khugepaged)
-
-die() {
-	echo "lab/mutants.sh: $*" >&2
-	exit 1
-}
-
-say() {
-	echo "lab/mutants.sh: $*" >&2
-}
-
-usage() {
-	sed -n 's/^#   //p' "$0" | head -n 1 >&2
-	exit 2
-}
 
 while getopts ':st:o:T:' opt; do
 	case $opt in

@@ -22,15 +22,8 @@
 set -eu
 set -o pipefail
 
-die() {
-	echo "lab/upstream.sh: $*" >&2
-	exit 1
-}
-
-usage() {
-	echo "usage: $0 KSRC BUILD" >&2
-	exit 2
-}
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 
 [ $# -eq 2 ] || usage
 # Symlinks resolved, so that a tree is one path whatever names it.

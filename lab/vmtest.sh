@@ -32,22 +32,13 @@
 set -eu
 set -o pipefail
 
-project=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 build=$project/build
 results=""
 watchdog=1800
 append=()
 guest_cmd=""
-
-usage() {
-	sed -n 's/^#   //p' "$0" | head -n 2 >&2
-	exit 2
-}
-
-die() {
-	echo "lab/vmtest.sh: $*" >&2
-	exit 1
-}
 
 while getopts ':b:o:T:a:e:' opt; do
 	case $opt in
