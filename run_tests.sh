@@ -56,15 +56,11 @@ skipped, 128+N killed by signal N (the tests are stopped, THP restored).
 EOF
 }
 
-usage_error() {
-	printf '%s: %s\n' "${0##*/}" "$1" >&2
-	usage >&2
-	exit 2
-}
-
+# die MESSAGE [2]: exit 1, or 2 for a usage error, which shows the usage.
 die() {
 	printf '%s: %s\n' "${0##*/}" "$1" >&2
-	exit 1
+	[[ ${2:-1} == 1 ]] || usage >&2
+	exit "${2:-1}"
 }
 
 parse_args() {
@@ -73,7 +69,7 @@ parse_args() {
 		--repeat=* | --save=* | --gate=*)
 			set -- "${1%%=*}" "${1#*=}" "${@:2}" ;;
 		-[tTbo] | --repeat | --save | --gate)
-			(($# > 1)) || usage_error "option $1 needs an argument" ;;
+			(($# > 1)) || die "option $1 needs an argument" 2 ;;
 		esac
 		case $1 in
 		-h | --help) usage; exit 0 ;;
@@ -86,13 +82,13 @@ parse_args() {
 		--repeat) REPEAT=$2; shift ;;
 		--save) SAVE_DIR=$2; shift ;;
 		--gate) GATE_DIR=$2; shift ;;
-		-*) usage_error "unknown option $1" ;;
-		*) usage_error "unexpected argument '$1'" ;;
+		-*) die "unknown option $1" 2 ;;
+		*) die "unexpected argument '$1'" 2 ;;
 		esac
 		shift
 	done
 	[[ $REPEAT =~ ^[1-9][0-9]{0,3}$ ]] ||
-		usage_error "--repeat wants a count from 1 to 9999, not '$REPEAT'"
+		die "--repeat wants a count from 1 to 9999, not '$REPEAT'" 2
 }
 
 # -T, else $SNP_RMP_TIMEOUT, else the settings file's last timeout=N, else 45.
@@ -106,7 +102,7 @@ resolve_timeout() {
 	fi
 	[[ -n $TIMEOUT ]] || from=default TIMEOUT=45
 	[[ $TIMEOUT =~ ^[1-9][0-9]{0,8}$ ]] ||
-		usage_error "timeout from $from must be a positive integer, not '$TIMEOUT'"
+		die "timeout from $from must be a positive integer, not '$TIMEOUT'" 2
 }
 
 # RUN: the executable files of BUILD_DIR/x86_64 named by -t, or all of
@@ -121,7 +117,7 @@ select_tests() {
 	done | LC_ALL=C sort)
 	[[ -n $tests ]] || die "no test programs in $BUILD_DIR/x86_64: run make first"
 	for name in "${WANTED[@]}"; do
-		grep -qxF -e "$name" <<<"$tests" || usage_error "no test '$name' in $BUILD_DIR/x86_64 (see -l)"
+		grep -qxF -e "$name" <<<"$tests" || die "no test '$name' in $BUILD_DIR/x86_64 (see -l)" 2
 	done
 	if ((${#WANTED[@]})); then
 		tests=$(grep -xF -f <(printf '%s\n' "${WANTED[@]}") <<<"$tests")
@@ -139,11 +135,11 @@ prepare_run() {
 	BUILD_DIR=$(cd -- "$BUILD_DIR" && pwd -P)
 	# ls lists a file, or a folder's entries.
 	if [[ -n $SAVE_DIR && -n $(ls -A -- "$SAVE_DIR" 2>/dev/null) ]]; then
-		usage_error "--save $SAVE_DIR: not a new or empty folder; a saved run is never overwritten"
+		die "--save $SAVE_DIR: not a new or empty folder; a saved run is never overwritten" 2
 	fi
 	if [[ -n $GATE_DIR ]]; then
 		[[ -f $GATE_DIR/manifest.json ]] ||
-			usage_error "--gate $GATE_DIR: no saved run there (no manifest.json; make one with --repeat N --save DIR)"
+			die "--gate $GATE_DIR: no saved run there (no manifest.json; make one with --repeat N --save DIR)" 2
 		GATE_DIR=$(cd -- "$GATE_DIR" && pwd -P)
 	fi
 	if ((REPEAT > 1)) || [[ -n $SAVE_DIR$GATE_DIR ]]; then
