@@ -18,7 +18,7 @@ set -eu
 SCRIPT_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)
 readonly SCRIPT_DIR GATE_PY=$SCRIPT_DIR/scripts/gate.py KILL_AFTER=5
 
-MODE=run BUILD_DIR=${O:-$SCRIPT_DIR/build} RESULTS_DIR="" OPT_TIMEOUT=""
+MODE=run BUILD_DIR=${O:-$SCRIPT_DIR/build} RESULTS_DIR="" TIMEOUT=""
 REPEAT=1 SAVE_DIR="" GATE_DIR="" STORE="" KLOG_UNREADABLE="" SIGNALLED=""
 QUICK=()		# (--quick) with -q
 WANTED=()
@@ -76,7 +76,7 @@ parse_args() {
 		-l) MODE=list ;;
 		-q) QUICK=(--quick) ;;
 		-t) WANTED+=("$2"); shift ;;
-		-T) OPT_TIMEOUT=$2; shift ;;
+		-T) TIMEOUT=$2; shift ;;
 		-b) BUILD_DIR=$2; shift ;;
 		-o) RESULTS_DIR=$2; shift ;;
 		--repeat) REPEAT=$2; shift ;;
@@ -95,11 +95,9 @@ parse_args() {
 resolve_timeout() {
 	local from=-T settings=$SCRIPT_DIR/kvm/settings
 
-	TIMEOUT=$OPT_TIMEOUT
 	[[ -n $TIMEOUT ]] || from=SNP_RMP_TIMEOUT TIMEOUT=${SNP_RMP_TIMEOUT:-}
-	if [[ -z $TIMEOUT && -r $settings ]]; then
+	[[ -n $TIMEOUT || ! -r $settings ]] ||
 		from=$settings TIMEOUT=$(sed -n 's/^timeout=//p' "$settings" | tail -n 1)
-	fi
 	[[ -n $TIMEOUT ]] || from=default TIMEOUT=45
 	[[ $TIMEOUT =~ ^[1-9][0-9]{0,8}$ ]] ||
 		die "timeout from $from must be a positive integer, not '$TIMEOUT'" 2
@@ -156,10 +154,8 @@ prepare_run() {
 	KTAP_COPY=$RESULTS_DIR/ktap.txt
 	: >"$KTAP_COPY"
 	((${#QUICK[@]} == 0)) || export SNP_RMP_QUICK=1
-	if [[ -n $SAVE_DIR ]]; then
-		STORE=$(abs_dir "$SAVE_DIR")
-	elif ((REPEAT > 1)) || [[ -n $GATE_DIR ]]; then
-		STORE=$(abs_dir "$RESULTS_DIR/metrics")
+	if ((REPEAT > 1)) || [[ -n $SAVE_DIR$GATE_DIR ]]; then
+		STORE=$(abs_dir "${SAVE_DIR:-$RESULTS_DIR/metrics}")
 	fi
 }
 
@@ -468,13 +464,12 @@ main() {
 	local name
 
 	parse_args "$@"
+	[[ $MODE == list ]] || resolve_timeout
+	select_tests
 	if [[ $MODE == list ]]; then
-		select_tests
 		printf '%s\n' "${RUN[@]}"
 		return 0
 	fi
-	resolve_timeout
-	select_tests
 	prepare_run
 	trap on_exit EXIT
 	trap 'SIGNALLED=1; exit 129' HUP
