@@ -300,11 +300,23 @@ skip_reason() {
 	}' "$1"
 }
 
-# tail may stop short of the log's end (seen in a lab guest, whose log is
-# on 9p): copy the rest, continuing a line it left unterminated.
-copy_rest() {
-	local streamed
+# Kill what the test left in its process group, let the copy of its log
+# finish, then kill whoever still holds the log: a child that left the
+# group (setsid, daemon).
+end_test() {
+	local pid streamed
 
+	if [[ -n $TEST_PID ]]; then
+		kill -KILL -- "-$TEST_PID" 2>/dev/null || true
+		TEST_PID=""
+	fi
+	if [[ -z $STREAM_PID ]]; then
+		return 0
+	fi
+	wait "$STREAM_PID" || true
+	STREAM_PID=""
+	# tail may stop short of the log's end (seen in a lab guest, whose log
+	# is on 9p): copy the rest, continuing a line it left unterminated.
 	streamed=$(stat -c %s -- "$CURRENT_LOG.streamed")
 	if (($(stat -c %s -- "$CURRENT_LOG") > streamed)); then
 		tail -c +$((streamed + 1)) -- "$CURRENT_LOG" | {
@@ -316,24 +328,6 @@ copy_rest() {
 		}
 	fi
 	rm -f -- "$CURRENT_LOG.streamed"
-}
-
-# Kill what the test left in its process group, let the copy of its log
-# finish, then kill whoever still holds the log: a child that left the
-# group (setsid, daemon).
-end_test() {
-	local pid
-
-	if [[ -n $TEST_PID ]]; then
-		kill -KILL -- "-$TEST_PID" 2>/dev/null || true
-		TEST_PID=""
-	fi
-	if [[ -z $STREAM_PID ]]; then
-		return 0
-	fi
-	wait "$STREAM_PID" || true
-	STREAM_PID=""
-	copy_rest
 	while read -r pid; do
 		note "killing pid $pid ($(cat "/proc/$pid/comm" 2>/dev/null)): it left the test's process group"
 		kill -KILL "$pid" 2>/dev/null || true
