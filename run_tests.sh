@@ -109,17 +109,13 @@ select_tests() {
 	local tests name
 
 	tests=$(for name in "$BUILD_DIR"/x86_64/*; do
-		if [[ -f $name && -x $name ]]; then
-			printf '%s\n' "${name##*/}"
-		fi
+		[[ ! -f $name || ! -x $name ]] || printf '%s\n' "${name##*/}"
 	done | LC_ALL=C sort)
 	[[ -n $tests ]] || die "no test programs in $BUILD_DIR/x86_64: run make first"
 	for name in "${WANTED[@]}"; do
 		grep -qxF -e "$name" <<<"$tests" || die "no test '$name' in $BUILD_DIR/x86_64 (see -l)" 2
 	done
-	if ((${#WANTED[@]})); then
-		tests=$(grep -xF -f <(printf '%s\n' "${WANTED[@]}") <<<"$tests")
-	fi
+	((${#WANTED[@]} == 0)) || tests=$(grep -xF -f <(printf '%s\n' "${WANTED[@]}") <<<"$tests")
 	mapfile -t RUN <<<"$tests"
 }
 
@@ -174,9 +170,7 @@ out() {
 
 # A diagnostic line, while the document is open.
 note() {
-	if [[ $DOC == open ]]; then
-		out "# $1"
-	fi
+	[[ $DOC != open ]] || out "# $1"
 }
 
 # stdin as "# " diagnostics of the document.
@@ -204,9 +198,7 @@ thp_value() {
 	local line=""
 
 	IFS= read -r line 2>/dev/null <"$1" || [[ -n $line ]] || return 1
-	if [[ $line =~ \[([^]]*)\] ]]; then
-		line=${BASH_REMATCH[1]}
-	fi
+	[[ ! $line =~ \[([^]]*)\] ]] || line=${BASH_REMATCH[1]}
 	printf '%s' "$line"
 }
 
@@ -221,9 +213,7 @@ thp_save() {
 			THP_SAVED[$f]=$value
 		fi
 	done < <(find "$dir" -type f -perm /222 -print0 2>/dev/null | LC_ALL=C sort -z)
-	if ((${#THP_FILES[@]} == 0)); then
-		note "THP settings not saved: nothing writable in $dir"
-	fi
+	((${#THP_FILES[@]})) || note "THP settings not saved: nothing writable in $dir"
 }
 
 # Write back only what differs: some knobs reject a write of their current
@@ -270,10 +260,7 @@ report_klog() {
 		return 0
 	fi
 	bad=$(grep -cF -- "$KLOG_BAD" "$log") || true
-	if ((bad == 0)); then
-		result pass kernel_log_clean
-		return 0
-	fi
+	((bad)) || { result pass kernel_log_clean; return 0; }
 	note "kernel log: $bad suspicious line(s) since the start (all in $log):"
 	grep -F -- "$KLOG_BAD" "$log" | head -n 50 | prefixed
 	result fail kernel_log_clean
@@ -310,9 +297,7 @@ end_test() {
 		kill -KILL -- "-$TEST_PID" 2>/dev/null || true
 		TEST_PID=""
 	fi
-	if [[ -z $STREAM_PID ]]; then
-		return 0
-	fi
+	[[ -n $STREAM_PID ]] || return 0
 	wait "$STREAM_PID" || true
 	STREAM_PID=""
 	# tail may stop short of the log's end (seen in a lab guest, whose log
@@ -334,9 +319,7 @@ end_test() {
 	done < <(find /proc/[0-9]*/fd -maxdepth 1 -printf '%l\t%h\n' 2>/dev/null |
 		LOG=$CURRENT_LOG awk -F '\t' '$1 == ENVIRON["LOG"] { split($2, p, "/"); if (!seen[p[3]]++) print p[3] }')
 	# An unterminated last line would swallow the result line.
-	if [[ -n $(tail -c 1 -- "$CURRENT_LOG") ]]; then
-		out ""
-	fi
+	[[ -z $(tail -c 1 -- "$CURRENT_LOG") ]] || out ""
 }
 
 # timeout(1) makes the test the leader of a process group of its own.  The
@@ -371,13 +354,12 @@ run_one() {
 		result fail "$name" "exit=$rc"
 	fi
 	# A failed run's numbers describe a broken run: not kept.
-	if [[ -n $STORE && -f $metrics ]]; then
-		if ((rc == 0)); then
-			mkdir -p -- "$STORE/$name"
-			cp -- "$metrics" "$STORE/$name/$ROUND.json"
-		else
-			note "metrics of $name (round $ROUND) not kept: the test did not pass"
-		fi
+	[[ -n $STORE && -f $metrics ]] || return 0
+	if ((rc == 0)); then
+		mkdir -p -- "$STORE/$name"
+		cp -- "$metrics" "$STORE/$name/$ROUND.json"
+	else
+		note "metrics of $name (round $ROUND) not kept: the test did not pass"
 	fi
 }
 
@@ -386,16 +368,13 @@ run_one() {
 report_metrics() {
 	local err rc=0
 
-	if ! err=$(python3 "$GATE_PY" manifest "$STORE" --repeat "$REPEAT" "${QUICK[@]}" 2>&1); then
+	err=$(python3 "$GATE_PY" manifest "$STORE" --repeat "$REPEAT" "${QUICK[@]}" 2>&1) ||
 		note "could not write $STORE/manifest.json: ${err%%$'\n'*}"
-	fi
 	if ((REPEAT > 1)); then
 		python3 "$GATE_PY" noise "$STORE" >"$RESULTS_DIR/noise.txt" 2>&1 || true
 		prefixed <"$RESULTS_DIR/noise.txt"
 	fi
-	if [[ -z $GATE_DIR ]]; then
-		return 0
-	fi
+	[[ -n $GATE_DIR ]] || return 0
 	python3 "$GATE_PY" compare "$GATE_DIR" "$STORE" "${RUN[@]/#/--test=}" \
 		>"$RESULTS_DIR/gate.txt" 2>&1 || rc=$?
 	prefixed <"$RESULTS_DIR/gate.txt"
@@ -433,9 +412,8 @@ on_exit() {
 	fi
 	end_test
 	thp_restore
-	if [[ $DOC != open ]]; then
-		return
-	elif [[ -z $SIGNALLED ]]; then
+	[[ $DOC == open ]] || return 0
+	if [[ -z $SIGNALLED ]]; then
 		note "run_tests.sh stopped early: this document is incomplete"
 		exit 1
 	fi
@@ -443,12 +421,8 @@ on_exit() {
 	for ((i = NUM; i < n; i++)); do
 		result fail "${RUN[i % ${#RUN[@]}]}" interrupted
 	done
-	if ((NUM == n)); then
-		result fail kernel_log_clean interrupted
-	fi
-	if ((NUM < PLAN)); then
-		result fail gate interrupted
-	fi
+	((NUM != n)) || result fail kernel_log_clean interrupted
+	((NUM >= PLAN)) || result fail gate interrupted
 	close_document
 }
 
@@ -473,16 +447,12 @@ main() {
 	trap 'DOC=closed; exit 141' PIPE
 	# Every round's tests, kernel_log_clean, and the gate if asked for.
 	PLAN=$((REPEAT * ${#RUN[@]} + 1))
-	if [[ -n $GATE_DIR ]]; then
-		PLAN=$((PLAN + 1))
-	fi
+	[[ -z $GATE_DIR ]] || PLAN=$((PLAN + 1))
 	DOC=open
 	out "TAP version 13"
 	out "1..$PLAN"
 	out "# timeout set to $TIMEOUT seconds; results in $RESULTS_DIR"
-	if [[ -n $STORE ]]; then
-		out "# $REPEAT round(s); metrics of passing runs filed in $STORE"
-	fi
+	[[ -z $STORE ]] || out "# $REPEAT round(s); metrics of passing runs filed in $STORE"
 	thp_save
 	if [[ -z ${SNP_RMP_KLOG_FILE:-} ]] && ! { printf '%s\n' "$SNP_RMP_KLOG_MARKER" >/dev/kmsg; } 2>/dev/null; then
 		KLOG_UNREADABLE="cannot write /dev/kmsg (euid $EUID)"
@@ -501,17 +471,11 @@ main() {
 	done
 	thp_restore
 	report_klog
-	if [[ -n $STORE ]]; then
-		report_metrics
-	fi
+	[[ -z $STORE ]] || report_metrics
 	close_document
 	# kselftest's rule: any failure wins, then "everything skipped".
-	if ((FAIL)); then
-		return 1
-	fi
-	if ((PROG_SKIPS == REPEAT * ${#RUN[@]})); then
-		return 4
-	fi
+	((FAIL == 0)) || return 1
+	((PROG_SKIPS != REPEAT * ${#RUN[@]})) || return 4
 }
 
 main "$@"
