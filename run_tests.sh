@@ -160,8 +160,6 @@ abs_dir() {
 	mkdir -p -- "$1" && cd -- "$1" && pwd -P
 }
 
-# ---- the document -------------------------------------------------------
-
 # A line of the document, copied to ktap.txt.
 out() {
 	printf '%s\n' "$1"
@@ -190,8 +188,6 @@ result() {
 	esac
 	out "ok $NUM $2$directive"
 }
-
-# ---- THP sysfs knobs ----------------------------------------------------
 
 # A knob's value: the [selected] word of "always [madvise] never" lists.
 thp_value() {
@@ -232,8 +228,6 @@ thp_restore() {
 	done
 }
 
-# ---- kernel log ---------------------------------------------------------
-
 # The log after the start marker, or all of it if the marker is gone: then
 # the ring buffer wrapped and everything in it is newer.
 klog_since_start() {
@@ -265,8 +259,6 @@ report_klog() {
 	grep -F -- "$KLOG_BAD" "$log" | head -n 50 | prefixed
 	result fail kernel_log_clean
 }
-
-# ---- one test -----------------------------------------------------------
 
 # The reason of the last "1..0 # SKIP why", else of any "# SKIP why", else
 # the last line: the framework's own skips (e.g. no access to /dev/kvm)
@@ -363,8 +355,6 @@ run_one() {
 	fi
 }
 
-# ---- metrics: noise and gate --------------------------------------------
-
 report_metrics() {
 	local err rc=0
 
@@ -388,8 +378,6 @@ report_metrics() {
 		result pass gate
 	fi
 }
-
-# ---- ways out -----------------------------------------------------------
 
 close_document() {
 	out "# Totals: pass:$PASS fail:$FAIL xfail:0 xpass:0 skip:$SKIP error:0"
@@ -425,8 +413,6 @@ on_exit() {
 	((NUM >= PLAN)) || result fail gate interrupted
 	close_document
 }
-
-# ---- main ---------------------------------------------------------------
 
 main() {
 	local name
