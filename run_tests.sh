@@ -128,9 +128,8 @@ prepare_run() {
 
 	BUILD_DIR=$(cd -- "$BUILD_DIR" && pwd -P)
 	# ls lists a file, or a folder's entries.
-	if [[ -n $SAVE_DIR && -n $(ls -A -- "$SAVE_DIR" 2>/dev/null) ]]; then
+	[[ -z $SAVE_DIR || -z $(ls -A -- "$SAVE_DIR" 2>/dev/null) ]] ||
 		die "--save $SAVE_DIR: not a new or empty folder; a saved run is never overwritten" 2
-	fi
 	if [[ -n $GATE_DIR ]]; then
 		[[ -f $GATE_DIR/manifest.json ]] ||
 			die "--gate $GATE_DIR: no saved run there (no manifest.json; make one with --repeat N --save DIR)" 2
@@ -285,10 +284,8 @@ skip_reason() {
 end_test() {
 	local pid streamed
 
-	if [[ -n $TEST_PID ]]; then
-		kill -KILL -- "-$TEST_PID" 2>/dev/null || true
-		TEST_PID=""
-	fi
+	[[ -z $TEST_PID ]] || kill -KILL -- "-$TEST_PID" 2>/dev/null || true
+	TEST_PID=""
 	[[ -n $STREAM_PID ]] || return 0
 	wait "$STREAM_PID" || true
 	STREAM_PID=""
@@ -420,10 +417,7 @@ main() {
 	parse_args "$@"
 	[[ $MODE == list ]] || resolve_timeout
 	select_tests
-	if [[ $MODE == list ]]; then
-		printf '%s\n' "${RUN[@]}"
-		return 0
-	fi
+	[[ $MODE != list ]] || { printf '%s\n' "${RUN[@]}"; return 0; }
 	prepare_run
 	trap on_exit EXIT
 	trap 'SIGNALLED=1; exit 129' HUP
@@ -440,9 +434,8 @@ main() {
 	out "# timeout set to $TIMEOUT seconds; results in $RESULTS_DIR"
 	[[ -z $STORE ]] || out "# $REPEAT round(s); metrics of passing runs filed in $STORE"
 	thp_save
-	if [[ -z ${SNP_RMP_KLOG_FILE:-} ]] && ! { printf '%s\n' "$SNP_RMP_KLOG_MARKER" >/dev/kmsg; } 2>/dev/null; then
+	[[ -n ${SNP_RMP_KLOG_FILE:-} ]] || { printf '%s\n' "$SNP_RMP_KLOG_MARKER" >/dev/kmsg; } 2>/dev/null ||
 		KLOG_UNREADABLE="cannot write /dev/kmsg (euid $EUID)"
-	fi
 	cd -- "$BUILD_DIR/x86_64"
 	for ((ROUND = 1; ROUND <= REPEAT; ROUND++)); do
 		if ((REPEAT > 1)); then
