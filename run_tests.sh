@@ -21,14 +21,12 @@ readonly SCRIPT_DIR GATE_PY=$SCRIPT_DIR/scripts/gate.py KILL_AFTER=5
 MODE=run BUILD_DIR=${O:-$SCRIPT_DIR/build} RESULTS_DIR="" TIMEOUT=""
 REPEAT=1 SAVE_DIR="" GATE_DIR="" STORE="" KLOG_UNREADABLE="" SIGNALLED=""
 QUICK=()		# (--quick) with -q
-WANTED=()
-RUN=()
+WANTED=() RUN=() THP_FILES=()
 DOC=""			# "", open (header printed), closed
 PLAN=0 NUM=0 PASS=0 FAIL=0 SKIP=0
 PROG_SKIPS=0		# test programs (not kernel_log_clean) that skipped
 TEST_PID=""		# timeout(1) of the running test; leads its group
 STREAM_PID=""		# the pipeline copying its log into the document
-THP_FILES=()
 declare -A THP_SAVED=()
 
 usage() {
@@ -103,8 +101,7 @@ resolve_timeout() {
 		die "timeout from $from must be a positive integer, not '$TIMEOUT'" 2
 }
 
-# RUN: the executable files of BUILD_DIR/x86_64 named by -t, or all of
-# them, in name order.
+# RUN: the executable files of BUILD_DIR/x86_64 named by -t, else all, sorted.
 select_tests() {
 	local tests name
 
@@ -271,11 +268,7 @@ skip_reason() {
 	/^[[:space:]]*1\.\.0 # SKIP([[:space:]].*)?$/ && why($0) != "" { plan = why($0) }
 	/# SKIP([[:space:]].*)?$/ && why($0) != "" { any = why($0) }
 	NF { last = why($0) }
-	END {
-		if (plan == "") plan = any
-		if (plan == "") plan = last
-		print (plan == "" ? "no reason given" : plan)
-	}' "$1"
+	END { print (plan != "" ? plan : any != "" ? any : last != "" ? last : "no reason given") }' "$1"
 }
 
 # Kill what the test left in its process group, let the copy of its log
