@@ -348,44 +348,35 @@ def read_text(path, mode="r"):
         return "" if mode == "r" else b""
 
 
-def cpu_model():
-    """The CPU's model name: a baseline from another CPU is no baseline."""
-    return next((line.split(":", 1)[1].strip() for line in read_text("/proc/cpuinfo").splitlines()
-                 if line.startswith("model name")), platform.processor() or None)
-
-
-def project_describe():
-    """git describe of the project, without touching its index."""
-    top = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    try:
-        return subprocess.run(["git", "-C", top, "describe", "--always", "--dirty", "--tags"],
-                              capture_output=True, text=True, check=True, timeout=10,
-                              env=dict(os.environ, GIT_OPTIONAL_LOCKS="0")).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def config_sha256():
-    """Which kernel configuration ran: /proc/config.gz (IKCONFIG_PROC)."""
-    data = read_text("/proc/config.gz", "rb")
-    return hashlib.sha256(gzip.decompress(data)).hexdigest() if data else None
-
-
 def cmd_manifest(opts):
-    """Write DIR/manifest.json: where, when and how the runs were made."""
+    """Write DIR/manifest.json: where, when and how the runs were made.  The
+    CPU and the kernel configuration (/proc/config.gz, IKCONFIG_PROC) are in
+    it: a baseline from another CPU or configuration is no baseline."""
+    cfg = read_text("/proc/config.gz", "rb")
     manifest = {
         "schema": MANIFEST_SCHEMA,
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "kernel": platform.release(),
         "kernel_build": read_text("/proc/version").strip(),
-        "kernel_config_sha256": config_sha256(),
-        "cpu": cpu_model(),
+        "kernel_config_sha256": hashlib.sha256(gzip.decompress(cfg)).hexdigest() if cfg else None,
+        "cpu": next((line.split(":", 1)[1].strip()
+                     for line in read_text("/proc/cpuinfo").splitlines()
+                     if line.startswith("model name")), platform.processor() or None),
         "cpus": os.cpu_count(),
-        "project": project_describe(),
+        "project": None,
         "repeat": opts.repeat,
         "quick": opts.quick,
         "runs": {t: len(run_files(folder)) for t, folder in test_folders(opts.dir).items()},
     }
+    # git describe of the project, without touching its index
+    top = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        manifest["project"] = subprocess.run(
+            ["git", "-C", top, "describe", "--always", "--dirty", "--tags"],
+            capture_output=True, text=True, check=True, timeout=10,
+            env=dict(os.environ, GIT_OPTIONAL_LOCKS="0")).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        pass
     path = os.path.join(opts.dir, MANIFEST)
     with open(path + ".tmp", "w", encoding="utf-8") as f:
         json.dump(manifest, f, indent=2, sort_keys=True)
