@@ -50,7 +50,7 @@ class BadInput(Exception):
     """Input the gate cannot judge: reported, exit status 2."""
 
 
-def load_json(path, what):
+def load_json(path, schema, what):
     """The JSON object at path: a metrics "document" or a "manifest"."""
     try:
         with open(path, encoding="utf-8") as f:
@@ -59,7 +59,6 @@ def load_json(path, what):
         raise BadInput(f"{path}: {e.strerror}") from e
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise BadInput(f"{path}: not valid JSON: {e}") from e
-    schema = SCHEMA if what == "document" else MANIFEST_SCHEMA
     if not isinstance(doc, dict) or doc.get("schema") != schema:
         raise BadInput(f"{path}: not a {schema} {what}")
     return doc
@@ -67,7 +66,7 @@ def load_json(path, what):
 
 def load_doc(path):
     """One metrics document; a null value means not measured."""
-    doc = load_json(path, "document")
+    doc = load_json(path, SCHEMA, "document")
     metrics = doc.get("metrics")
     if not isinstance(metrics, dict):
         raise BadInput(f"{path}: no \"metrics\" object")
@@ -113,7 +112,7 @@ def load_runs(top, need_manifest):
     if need_manifest and not os.path.exists(mpath):
         raise BadInput(f"{top}: no {MANIFEST}: not a saved run "
                        "(make one with run_tests.sh --repeat N --save DIR)")
-    manifest = load_json(mpath, "manifest") if os.path.exists(mpath) else {}
+    manifest = load_json(mpath, MANIFEST_SCHEMA, "manifest") if os.path.exists(mpath) else {}
     runs = {test: [load_doc(p) for p in run_files(folder)] for test, folder in folders.items()}
     return {test: docs for test, docs in runs.items() if docs}, manifest
 
@@ -195,9 +194,8 @@ def mann_whitney(base, cur):
 
 
 def judge(test, name, b, c, opts):
-    """One metric of one test, its (unit, better, values) in the baseline b
-    and the current run c (None where absent), compared: change, p and
-    verdict (see the module doc)."""
+    """One metric of one test compared, b and c its (unit, better, values) in
+    the baseline and the current run or None: change, p, verdict (module doc)."""
     if b and c and b[:2] != c[:2]:
         raise BadInput(f"{test}: metric {name!r} is {b[0]}, {b[1]} is better in the "
                        f"baseline but {c[0]}, {c[1]} is better now: make a new baseline")
@@ -214,10 +212,8 @@ def judge(test, name, b, c, opts):
         row.verdict = "info"
         return row
     p_lower, p_higher = mann_whitney(base, cur)
-    if better == "higher":
-        worse, p_worse, p_better = cm < bm, p_lower, p_higher
-    else:
-        worse, p_worse, p_better = cm > bm, p_higher, p_lower
+    worse = cm < bm if better == "higher" else cm > bm
+    p_worse, p_better = (p_lower, p_higher) if better == "higher" else (p_higher, p_lower)
     row.p = p_worse if worse else p_better
     big = row.change is None or abs(row.change) >= opts.min_effect
     if any(c is not None and c > opts.max_cv for c in (cv_percent(base), cv_percent(cur))):
