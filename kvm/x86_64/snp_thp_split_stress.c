@@ -111,8 +111,7 @@ static const char *const actor_names[] = {
 struct layout {
 	u64 nr_chunks;		/* 2M ranges in the data region */
 	u64 ctl_chunks;		/* of which the control area */
-	u64 first_page;
-	u64 nr_pages;		/* in the stress area */
+	u64 first_page, nr_pages;	/* of the stress area */
 	u64 vcpu_pages;
 };
 
@@ -124,22 +123,16 @@ static RMPT_GUEST_CODE u64 rng_seed(u64 seed, u64 actor)
 	return rmpt_rng_next(&a) ^ rmpt_rng_next(&b);
 }
 
-static RMPT_GUEST_CODE __always_inline u64 sched_mix(u64 hash, u64 a, u64 b, u64 c)
-{
-	return rmpt_fnv_mix(rmpt_fnv_mix(rmpt_fnv_mix(hash, a), b), c);
-}
-
 /* A hash over the first SCHED_HASH_OPS operations of an actor. */
 struct sched_hash {
-	u64 hash;
-	u64 ops;
+	u64 hash, ops;
 };
 
-static void sched_note(struct sched_hash *h, u64 a, u64 b, u64 c)
+static RMPT_GUEST_CODE __always_inline void sched_note(struct sched_hash *h, u64 a, u64 b, u64 c)
 {
 	if (h->ops >= SCHED_HASH_OPS)
 		return;
-	h->hash = sched_mix(h->hash, a, b, c);
+	h->hash = rmpt_fnv_mix(rmpt_fnv_mix(rmpt_fnv_mix(h->hash, a), b), c);
 	h->ops++;
 }
 
@@ -147,8 +140,7 @@ enum guest_op_kind { GOP_STAMP, GOP_CONVERT_4K, GOP_CONVERT_2M };
 enum host_op_kind { HOP_STAMP, HOP_PROBE_READ, HOP_PROBE_WRITE };
 
 struct guest_op {
-	u64 kind;
-	u64 page;		/* in the vCPU's slice */
+	u64 kind, page;		/* page: in the vCPU's slice */
 };
 
 static RMPT_GUEST_CODE __always_inline void
@@ -157,12 +149,8 @@ guest_op_next(u64 *rng, u64 vcpu_pages, u64 conv_per_mille, struct guest_op *op)
 	u64 r = rmpt_rng_next(rng);
 
 	op->page = rmpt_rng_next(rng) % vcpu_pages;
-	if (r % 1000 >= conv_per_mille)
-		op->kind = GOP_STAMP;
-	else if ((r >> 32) % CONVERT_2M_ONE_IN)
-		op->kind = GOP_CONVERT_4K;
-	else
-		op->kind = GOP_CONVERT_2M;
+	op->kind = r % 1000 >= conv_per_mille ? GOP_STAMP :
+		   (r >> 32) % CONVERT_2M_ONE_IN ? GOP_CONVERT_4K : GOP_CONVERT_2M;
 }
 
 /* ---- shared with the guest: the control area ----------------------------- */
@@ -170,7 +158,6 @@ guest_op_next(u64 *rng, u64 vcpu_pages, u64 conv_per_mille, struct guest_op *op)
 /* How the guest converts pages; 0 where the flavour cannot. */
 enum conv_mode { CONV_NONE, CONV_SNP_PSC, CONV_HYPERCALL };
 
-/* Test-only: break one invariant once, to show that its check fails. */
 enum inject {
 	INJECT_NONE, INJECT_UNEXPECTED_SIGBUS, INJECT_MISSED_SIGBUS, INJECT_HOST_MISMATCH,
 	INJECT_LOST_WRITE, INJECT_GUEST_MISMATCH, INJECT_KVM_RUN_ERROR, INJECT_NO_SPLIT,
@@ -185,33 +172,22 @@ static const char *const inject_names[NR_INJECTS] = {
 
 /* Written by one vCPU, read by the host at any time; two cache lines each. */
 struct guest_stats {
-	u64 ops;
-	u64 stamps;
+	u64 ops, stamps;
 	u64 zero_words;		/* found discarded */
-	u64 mismatches;
-	u64 conversions;
-	u64 conv_errors;
-	u64 bad_page;		/* the first mismatch */
-	u64 bad_word;
-	u64 bad_want;		/* see rmpt_stamp_describe_want() */
-	u64 bad_got;
-	u64 sched_hash;
-	u64 sched_ops;
+	u64 mismatches, conversions, conv_errors;
+	/* The first mismatch; bad_want as rmpt_stamp_describe_want() takes it. */
+	u64 bad_page, bad_word, bad_want, bad_got;
+	struct sched_hash sched;
 	u64 pad[4];
 };
 
 /* At the start of the data region; the host fills it before any vCPU runs. */
 struct stress_ctl {
-	u64 seed;
-	u64 nr_threads;
+	u64 seed, nr_threads;
 	u64 first_page;		/* of the stress area, from the region's start */
 	u64 vcpu_pages;		/* per vCPU slice */
-	u64 conv_per_mille;
-	u64 conv_mode;
-	u64 max_ops;
-	u64 inject;
-	u64 claimed;		/* vCPU slots taken so far */
-	u64 stop;
+	u64 conv_per_mille, conv_mode, max_ops, inject;
+	u64 claimed, stop;	/* claimed: vCPU slots taken so far */
 	u64 region_pages;	/* of the whole data region, control included */
 	struct guest_stats vcpu[RMPT_MAX_VCPUS];
 };
@@ -256,18 +232,10 @@ own_verdict(u64 got, u8 writer, u64 page, u32 want, u64 then, const u64 *discard
 
 struct params {
 	enum rmpt_flavour flavour;
-	bool flavour_given;
-	u64 seed;
-	u64 duration_s;
-	bool quick;
-	u64 nr_threads;
-	u64 nr_vcpus;
-	u64 mem_mib;
-	u64 conv_per_mille;
+	bool flavour_given, quick, dry_run;
+	u64 seed, duration_s, nr_threads, nr_vcpus, mem_mib, conv_per_mille, max_ops;
 	int numa_node;		/* -1: spread */
 	const char *out_path;
-	u64 max_ops;
-	bool dry_run;
 	enum inject inject;
 };
 
@@ -278,32 +246,25 @@ struct actor {
 	u32 idx;
 	int node;
 	pthread_t thread;
-	u64 rng;
 	struct sched_hash sched;
-	u64 ops;
-	u64 start_ns;
-	u64 end_ns;
+	u64 rng, ops, start_ns, end_ns, page_faults;
 	u64 cpu_ns;		/* CLOCK_THREAD_CPUTIME_ID spent in the run */
-	u64 page_faults;
 	u64 errors;		/* failed runs (vCPU) or operations (splitter, collapser) */
 	bool finished;
 	char why[1100];		/* the first failure; a guest assertion is long */
-	/* vCPU */
-	u64 syncs;
+	u64 syncs;		/* vCPU: ucalls */
 	/* host thread */
 	u32 seq;
 	u32 *table;		/* last seq written, per stress page */
 	u64 *discards_then;	/* the page's discard count before that write */
-	u64 stamps, probes, probes_skipped, sigbus_ok, zero_words;
-	u64 unexpected, missed, mismatches;
+	u64 stamps, probes, probes_skipped, sigbus_ok, zero_words, unexpected, missed, mismatches;
 	bool injected;
 	struct rmpt_access_stats acc;
 	/* splitter and collapser */
 	u64 on_pmd;		/* discards in a PMD-mapped range; collapses done */
 	u64 observed;		/* PMD mapping gone (split) or there (collapse) after */
-	u64 punches;
+	u64 punches, eagain;
 	u64 already_huge;	/* collapser: nothing to do */
-	u64 eagain;
 	int pmd_errno;		/* PAGEMAP_SCAN refused: nothing observed */
 };
 
@@ -316,60 +277,34 @@ struct stress {
 	enum conv_mode conv;
 	char conv_why[600];
 	bool thp_on;		/* the split and collapse checks apply */
-	double bare_splits_per_cpu_s;	/* this machine's limit, one thread, no VM */
-	double bare_collapses_per_cpu_s;
+	double bare_splits_per_cpu_s, bare_collapses_per_cpu_s;	/* one thread, no VM */
 	char thp_why[256];
 	pthread_barrier_t start;
-	u64 start_ns;
-	u64 deadline_ns;
-	u64 end_ns;
-	u64 stop;
+	u64 start_ns, deadline_ns, end_ns, stop;
 	int huge_at_start;
 	u32 nr_actors;
 	struct actor *actors;	/* the vCPUs, then the host threads, ... */
-	struct actor *hosts;
-	struct actor *splitter;
-	struct actor *collapser;
-	struct rmpt_thp_stats thp_before;
-	struct rmpt_thp_stats thp_after;
+	struct actor *hosts, *splitter, *collapser;
+	struct rmpt_thp_stats thp_before, thp_after;
 	char kmsg_marker[160];
 	int kmsg_err;
 };
 
 /* Sums over the actors, and what the end of the run adds. */
 struct totals {
-	u64 running;
-	u64 vcpus;
-	u64 hosts;
-	u64 unexpected;
-	u64 missed;
-	u64 host_mismatches;
-	u64 guest_mismatches;
-	u64 run_errors;
-	u64 conv_errors;
-	u64 host_ops;
-	u64 host_accesses;
-	u64 sigbus;
-	u64 page_faults;
-	u64 probes_skipped;
-	u64 guest_stamps;
-	u64 conversions;
-	u64 splits;		/* /proc/vmstat thp_split_pmd */
-	u64 collapses;		/* /proc/vmstat thp_collapse_alloc */
+	u64 running, vcpus, hosts;
+	u64 unexpected, missed, host_mismatches, guest_mismatches, run_errors, conv_errors;
+	u64 host_ops, host_accesses, sigbus, page_faults, probes_skipped;
+	u64 guest_stamps, conversions;
+	u64 splits, collapses;	/* /proc/vmstat thp_split_pmd, thp_collapse_alloc */
 	int kmsg_bad;		/* -errno: not readable */
 	char kmsg_first[256];
-	struct rmpt_hist fault_lat;
-	struct rmpt_hist sigbus_lat;
+	struct rmpt_hist fault_lat, sigbus_lat;
 };
 
 static u8 *page_hva(struct stress *s, u64 page)
 {
 	return rmpt_data_hva(s->rv, RMPT_DATA_GPA + page * SZ_4K);
-}
-
-static u8 *chunk_hva(struct stress *s, u64 chunk)
-{
-	return page_hva(s, chunk * PAGES_PER_2M);
 }
 
 static u8 *view_page_hva(struct stress *s, u64 page)
@@ -407,17 +342,13 @@ struct guest_run {
 	u64 *discards;		/* per page of the region */
 	u64 *discards_then;	/* per slice page: the count before our last stamp */
 	u64 base;		/* first page of the slice */
-	u64 id;
 	u64 nr_threads;
 	u8 writer;
 	bool conv_broken;	/* a range stayed private: stop converting */
 };
 
 struct guest_counts {
-	u64 ops;
-	u64 conv_ops;
-	u64 conversions;
-	u64 zero_words;
+	u64 ops, conv_ops, conversions, zero_words;
 };
 
 static RMPT_GUEST_CODE __always_inline u64 *guest_page(u64 page)
@@ -475,59 +406,43 @@ static RMPT_GUEST_CODE __always_inline u64 guest_check_host_words(const struct g
 {
 	u64 *w = guest_page(page);
 	u64 t, got, zero = 0;
+	enum rmpt_verdict v;
 
 	for (t = 0; t < g->nr_threads; t++) {
 		got = guest_load(&w[HOST_WORD0 + t]);
-		if (private)
-			guest_judge(g, page, HOST_WORD0 + t, got,
-				    got ? RMPT_WORD_BAD : RMPT_WORD_ZERO, 0);
-		else
-			zero += guest_judge(g, page, HOST_WORD0 + t, got,
-					    rmpt_stamp_verify(got, RMPT_WRITER_HOST(t), page,
-							      RMPT_SEQ_ANY),
-					    rmpt_stamp_make(RMPT_WRITER_HOST(t), 0, page));
+		v = private ? (got ? RMPT_WORD_BAD : RMPT_WORD_ZERO) :
+		    rmpt_stamp_verify(got, RMPT_WRITER_HOST(t), page, RMPT_SEQ_ANY);
+		zero += guest_judge(g, page, HOST_WORD0 + t, got, v,
+				    private ? 0 : rmpt_stamp_make(RMPT_WRITER_HOST(t), 0, page));
 	}
 	return zero;
 }
 
-/* Test-only injections happen at the first operation of vCPU 0. */
-static RMPT_GUEST_CODE __always_inline bool guest_inject(const struct guest_run *g, u64 op_idx,
-							 enum inject what)
+/* Store our stamp with seq, after the discard count it may be lost to; returns it. */
+static RMPT_GUEST_CODE __always_inline u64 guest_put(const struct guest_run *g, u64 slice_page,
+						     u32 seq)
 {
-	return !op_idx && !g->id && guest_load(&g->ctl->inject) == what;
-}
+	u64 page = g->base + slice_page, stamp = rmpt_stamp_make(g->writer, seq, page);
 
-/* Store our stamp with seq, after the discard count it may be lost to. */
-static RMPT_GUEST_CODE __always_inline void guest_put(const struct guest_run *g, u64 slice_page,
-						      u64 stamp, u32 seq)
-{
-	guest_store(&g->discards_then[slice_page],
-		    guest_load_acquire(&g->discards[g->base + slice_page]));
-	guest_store(&guest_page(g->base + slice_page)[GUEST_WORD], stamp);
+	guest_store(&g->discards_then[slice_page], guest_load_acquire(&g->discards[page]));
+	guest_store(&guest_page(page)[GUEST_WORD], stamp);
 	g->table[slice_page] = seq;
+	return stamp;
 }
 
 /* Check the page's words, then stamp it with seq; returns the zero words seen. */
 static RMPT_GUEST_CODE __always_inline u64 guest_stamp(const struct guest_run *g,
 						       u64 slice_page, u32 seq, bool inject)
 {
-	u64 page = g->base + slice_page;
-	u64 stamp = rmpt_stamp_make(g->writer, seq, page);
-	u64 zero;
+	u64 page = g->base + slice_page, stamp, zero;
 
 	zero = guest_check_own(g, slice_page) + guest_check_host_words(g, page, false);
-	guest_put(g, slice_page, stamp, seq);
+	stamp = guest_put(g, slice_page, seq);
 	if (inject) {
 		guest_store(&guest_page(page)[GUEST_WORD], stamp ^ BIT_ULL(8));
 		zero += guest_check_own(g, slice_page);
 	}
 	return zero;
-}
-
-static RMPT_GUEST_CODE u64 guest_convert(u64 mode, u64 page, u64 npages, bool to_private)
-{
-	/* identity-mapped */
-	return rmpt_guest_map_gpa(mode == CONV_SNP_PSC, (u64)guest_page(page), npages, to_private);
 }
 
 /* A conversion discards the range: count it as the splitter does its own. */
@@ -552,26 +467,24 @@ static RMPT_GUEST_CODE void guest_count_discards(const struct guest_run *g, u64 
 static noinline RMPT_GUEST_CODE bool guest_convert_range(struct guest_run *g, bool huge,
 							 u64 slice_page)
 {
-	u64 mode = guest_load(&g->ctl->conv_mode);
+	bool psc = guest_load(&g->ctl->conv_mode) == CONV_SNP_PSC, done = false;
 	u64 first = huge ? slice_page / PAGES_PER_2M * PAGES_PER_2M : slice_page;
-	u64 n = huge ? PAGES_PER_2M : 1, i, t, page;
-	bool done = false;
+	u64 n = huge ? PAGES_PER_2M : 1, i, t;
+	u64 gpa = (u64)guest_page(g->base + first);	/* identity-mapped */
 
 	guest_count_discards(g, first, n, DISCARD_BEGIN);
-	if (guest_convert(mode, g->base + first, n, true))
+	if (rmpt_guest_map_gpa(psc, gpa, n, true))
 		goto out;
 	for (i = first; i < first + n; i++) {
-		page = g->base + i;
-		guest_put(g, i, rmpt_stamp_make(g->writer, GUEST_PRIVATE_SEQ, page),
-			  GUEST_PRIVATE_SEQ);
+		guest_put(g, i, GUEST_PRIVATE_SEQ);
 		for (t = 0; t < g->nr_threads; t++)
-			guest_store(&guest_page(page)[HOST_WORD0 + t], 0);
+			guest_store(&guest_page(g->base + i)[HOST_WORD0 + t], 0);
 	}
 	for (i = first; i < first + n; i++) {
 		guest_check_own(g, i);
 		guest_check_host_words(g, g->base + i, true);
 	}
-	if (guest_convert(mode, g->base + first, n, false)) {
+	if (rmpt_guest_map_gpa(psc, gpa, n, false)) {
 		g->conv_broken = true;
 		goto out;
 	}
@@ -585,11 +498,16 @@ out:
 	return done;
 }
 
-/* The hash covers the first operations, as -S computes it. */
+/*
+ * The hash covers the first operations, as -S computes it.  Test-only
+ * injections happen at the first operation of vCPU 0.
+ */
 static RMPT_GUEST_CODE void guest_main(struct stress_ctl *ctl, u64 id)
 {
 	u64 max = guest_load(&ctl->max_ops), pages = ctl->vcpu_pages, conv = ctl->conv_per_mille;
-	u64 rng = rng_seed(ctl->seed, ACTOR_ID(ACTOR_VCPU, id)), hash = RMPT_FNV_OFFSET;
+	u64 rng = rng_seed(ctl->seed, ACTOR_ID(ACTOR_VCPU, id));
+	u64 inject = id ? INJECT_NONE : guest_load(&ctl->inject);
+	struct sched_hash sched = { RMPT_FNV_OFFSET };
 	struct guest_run g = {
 		.ctl = ctl,
 		.st = &ctl->vcpu[id],
@@ -597,25 +515,22 @@ static RMPT_GUEST_CODE void guest_main(struct stress_ctl *ctl, u64 id)
 		.discards = ctl_discards(ctl),
 		.discards_then = ctl_discards(ctl) + ctl->region_pages + id * pages,
 		.base = ctl->first_page + id * pages,
-		.id = id,
 		.nr_threads = ctl->nr_threads,
 		.writer = RMPT_WRITER_GUEST(id),
 	};
 	struct guest_counts c = { 0 };
 	struct guest_op op;
-	bool inject;
 	u32 seq = 0;
 
 	while (c.ops < max && !guest_load(&ctl->stop)) {
 		guest_op_next(&rng, pages, conv, &op);
-		if (c.ops < SCHED_HASH_OPS)
-			hash = sched_mix(hash, op.kind, op.page, 0);
-		if (guest_inject(&g, c.ops, INJECT_KVM_RUN_ERROR))
+		sched_note(&sched, op.kind, op.page, 0);
+		if (!c.ops && inject == INJECT_KVM_RUN_ERROR)
 			asm volatile("outl %0, %w1" : : "a"(0), "Nd"(INJECT_PORT));
 		if (op.kind == GOP_STAMP || g.conv_broken) {
 			seq = rmpt_seq_next(seq);
-			inject = guest_inject(&g, c.ops, INJECT_GUEST_MISMATCH);
-			c.zero_words += guest_stamp(&g, op.page, seq, inject);
+			c.zero_words += guest_stamp(&g, op.page, seq,
+						    !c.ops && inject == INJECT_GUEST_MISMATCH);
 		} else {
 			c.conv_ops++;
 			if (guest_convert_range(&g, op.kind == GOP_CONVERT_2M, op.page))
@@ -628,8 +543,8 @@ static RMPT_GUEST_CODE void guest_main(struct stress_ctl *ctl, u64 id)
 			GUEST_SYNC(c.ops);
 	}
 	guest_publish(g.st, &c);
-	guest_store(&g.st->sched_hash, hash);
-	guest_store(&g.st->sched_ops, c.ops < SCHED_HASH_OPS ? c.ops : SCHED_HASH_OPS);
+	guest_store(&g.st->sched.hash, sched.hash);
+	guest_store(&g.st->sched.ops, sched.ops);
 }
 
 /*
@@ -762,34 +677,17 @@ static void host_check_own(struct actor *w, u64 page, u64 got)
 		   want ? rmpt_stamp_make(writer, want, page) : 0);
 }
 
-/* The owner's stamps, any seq; leftover pages have no guest writer at all. */
-static void host_check_guest_word(struct actor *w, u64 page, u64 *word)
-{
-	const struct layout *l = &w->s->l;
-	u64 owner = (page - l->first_page) / l->vcpu_pages;
-	struct rmpt_fault f;
-	u64 got;
-
-	if (!rmpt_try_read(word, &got, &f))
-		host_unexpected(w, "read", word, &f);
-	else if (owner >= w->s->p.nr_vcpus)
-		host_judge(w, page, GUEST_WORD, got, got ? RMPT_WORD_BAD : RMPT_WORD_ZERO, 0);
-	else
-		host_judge(w, page, GUEST_WORD, got,
-			   rmpt_stamp_verify(got, RMPT_WRITER_GUEST(owner), page, RMPT_SEQ_ANY),
-			   rmpt_stamp_make(RMPT_WRITER_GUEST(owner), 0, page));
-}
-
 /*
  * Check our word, stamp it (the timed access: it takes the fault when the
- * page was discarded), then check the guest's word.  base is the page's
+ * page was discarded), then check the guest's word: the owner's stamps, any
+ * seq; leftover pages have no guest writer at all.  base is the page's
  * shared mapping; only the unexpected_sigbus injection passes another.
  */
 static void host_stamp(struct actor *w, u64 page, u8 *base)
 {
 	u64 *word = (u64 *)base + HOST_WORD0 + w->idx, idx = page - w->s->l.first_page;
+	u64 owner = idx / w->s->l.vcpu_pages, old, got, stamp;
 	struct rmpt_fault f;
-	u64 old, stamp;
 
 	if (!rmpt_try_read(word, &old, &f)) {
 		host_unexpected(w, "read", word, &f);
@@ -805,16 +703,20 @@ static void host_stamp(struct actor *w, u64 page, u8 *base)
 	}
 	w->table[idx] = w->seq;
 	rmpt_bump(&w->stamps);
-	/* A zero no discard explains: what a kernel that loses a store leaves. */
-	if (host_inject(w, INJECT_LOST_WRITE)) {
-		WRITE_ONCE(*word, 0);
+	/* lost_write: a zero no discard explains, what a kernel that loses a store leaves. */
+	if (host_inject(w, INJECT_LOST_WRITE) || host_inject(w, INJECT_HOST_MISMATCH)) {
+		WRITE_ONCE(*word, w->s->p.inject == INJECT_LOST_WRITE ? 0 : stamp ^ BIT_ULL(8));
 		host_check_own(w, page, READ_ONCE(*word));
 	}
-	if (host_inject(w, INJECT_HOST_MISMATCH)) {
-		WRITE_ONCE(*word, stamp ^ BIT_ULL(8));
-		host_check_own(w, page, READ_ONCE(*word));
-	}
-	host_check_guest_word(w, page, (u64 *)base + GUEST_WORD);
+	word = (u64 *)base + GUEST_WORD;
+	if (!rmpt_try_read(word, &got, &f))
+		host_unexpected(w, "read", word, &f);
+	else if (owner >= w->s->p.nr_vcpus)
+		host_judge(w, page, GUEST_WORD, got, got ? RMPT_WORD_BAD : RMPT_WORD_ZERO, 0);
+	else
+		host_judge(w, page, GUEST_WORD, got,
+			   rmpt_stamp_verify(got, RMPT_WRITER_GUEST(owner), page, RMPT_SEQ_ANY),
+			   rmpt_stamp_make(RMPT_WRITER_GUEST(owner), 0, page));
 }
 
 /* A private page: the access must raise SIGBUS BUS_ADRERR at exactly addr. */
@@ -867,15 +769,13 @@ static void host_step(struct actor *w)
 /* 1 or 0; -1 (and pmd_errno kept) where PAGEMAP_SCAN cannot tell. */
 static int chunk_pmd_mapped(struct actor *w, u64 chunk)
 {
-	int ret = rmpt_pmd_mapped(chunk_hva(w->s, chunk));
+	int ret = rmpt_pmd_mapped(page_hva(w->s, chunk * PAGES_PER_2M));
 
-	if (ret >= 0)
-		return ret;
-	w->pmd_errno = -ret;
-	return -1;
+	if (ret < 0)
+		w->pmd_errno = -ret;
+	return max(ret, -1);
 }
 
-/* A random 2M range of the stress area. */
 static u64 next_chunk(struct actor *w)
 {
 	const struct layout *l = &w->s->l;
@@ -914,17 +814,15 @@ static void split_step(struct actor *w)
 	if (ret) {
 		fail_note(w, &w->errors, "splitter: %s of page %lu: errno %d (%s)",
 			  punch ? "PUNCH_HOLE" : "MADV_DONTNEED", page, -ret, strerror(-ret));
-		return;
-	}
-	if (punch) {
+	} else if (punch) {
 		rmpt_bump(&w->punches);
-		return;
+	} else {
+		after = chunk_pmd_mapped(w, chunk);
+		if (before == 1)
+			rmpt_bump(&w->on_pmd);
+		if (before == 1 && after == 0)
+			rmpt_bump(&w->observed);
 	}
-	after = chunk_pmd_mapped(w, chunk);
-	if (before == 1)
-		rmpt_bump(&w->on_pmd);
-	if (before == 1 && after == 0)
-		rmpt_bump(&w->observed);
 }
 
 /* Test-only no_collapse schedules the operation, never does it. */
@@ -940,7 +838,7 @@ static void collapse_step(struct actor *w)
 		rmpt_bump(&w->already_huge);
 		return;
 	}
-	ret = rmpt_collapse(chunk_hva(w->s, chunk), SZ_2M);
+	ret = rmpt_collapse(page_hva(w->s, chunk * PAGES_PER_2M), SZ_2M);
 	if (ret == -EAGAIN) {
 		rmpt_bump(&w->eagain);
 	} else if (ret) {
@@ -962,21 +860,16 @@ static void actor_step(struct actor *a)
 	struct stress *s = a->s;
 	struct guest_op op;
 
-	switch (a->kind) {
-	case ACTOR_VCPU:
+	if (a->kind == ACTOR_VCPU) {
 		guest_op_next(&a->rng, s->l.vcpu_pages,
 			      s->conv == CONV_NONE ? 0 : s->p.conv_per_mille, &op);
 		sched_note(&a->sched, op.kind, op.page, 0);
-		break;
-	case ACTOR_HOST:
+	} else if (a->kind == ACTOR_HOST) {
 		host_step(a);
-		break;
-	case ACTOR_SPLITTER:
+	} else if (a->kind == ACTOR_SPLITTER) {
 		split_step(a);
-		break;
-	case ACTOR_COLLAPSER:
+	} else {
 		collapse_step(a);
-		break;
 	}
 }
 
@@ -1142,7 +1035,6 @@ static void monitor(struct stress *s)
 /* Every actor behind one barrier, so that the clock starts when they all do. */
 static void run_actors(struct stress *s)
 {
-	struct guest_stats *st;
 	struct actor *a;
 	int err;
 	u32 i;
@@ -1163,9 +1055,8 @@ static void run_actors(struct stress *s)
 		pthread_join(a->thread, NULL);
 		if (a->kind != ACTOR_VCPU)
 			continue;
-		st = &s->ctl->vcpu[a->idx];
-		a->ops = st->ops;
-		a->sched = (struct sched_hash){ st->sched_hash, st->sched_ops };
+		a->ops = s->ctl->vcpu[a->idx].ops;
+		a->sched = s->ctl->vcpu[a->idx].sched;
 	}
 	s->end_ns = rmpt_now_ns();
 	rmpt_thp_stats_read(&s->thp_after);
@@ -1184,18 +1075,17 @@ static void pick_flavour(struct stress *s)
 	static const enum rmpt_flavour order[] = { RMPT_SNP, RMPT_SW_PROTECTED, RMPT_DEFAULT };
 	const struct rmpt_flavour_ops *ops;
 	char why[512], snp[256], swp[256];
-	bool usable;
+	bool usable = false;
 	size_t i;
 
 	/* Private pages fixed at launch: nothing for the guests to convert. */
 	if (!s->p.dry_run && rmpt_flavour(s->p.flavour)->launch_private)
 		ksft_exit_skip("flavour %s: not covered here (in-kernel conversions)\n",
 			       rmpt_flavour_name(s->p.flavour));
-	usable = s->p.flavour_given &&
-		 rmpt_flavour_usable(&s->caps, s->p.flavour, why, sizeof(why));
-	for (i = 0; !s->p.flavour_given && !usable && i < ARRAY_SIZE(order); i++) {
-		s->p.flavour = order[i];
-		usable = rmpt_flavour_usable(&s->caps, order[i], why, sizeof(why));
+	for (i = 0; !usable && i < (s->p.flavour_given ? 1 : ARRAY_SIZE(order)); i++) {
+		if (!s->p.flavour_given)
+			s->p.flavour = order[i];
+		usable = rmpt_flavour_usable(&s->caps, s->p.flavour, why, sizeof(why));
 	}
 	if (!s->p.dry_run && !usable)
 		ksft_exit_skip("flavour %s: %s\n",
@@ -1235,7 +1125,7 @@ static void create_vm(struct stress *s)
 	s->rv = rmpt_vm_create(&s->caps, &vp);
 	/* With -n, rmpt_vm_create() bound the whole region. */
 	for (c = 0; c < s->l.nr_chunks && s->p.numa_node < 0; c++)
-		rmpt_numa_place_range(chunk_hva(s, c), SZ_2M, rmpt_numa_node(c));
+		rmpt_numa_place_range(page_hva(s, c * PAGES_PER_2M), SZ_2M, rmpt_numa_node(c));
 
 	s->ctl = (struct stress_ctl *)s->rv->data_hva;
 	*s->ctl = (struct stress_ctl){
@@ -1250,8 +1140,8 @@ static void create_vm(struct stress *s)
 		.region_pages = s->l.nr_chunks * PAGES_PER_2M,
 	};
 	for (c = s->l.ctl_chunks; c < s->l.nr_chunks; c++) {
-		WRITE_ONCE(((u64 *)chunk_hva(s, c))[PREFAULT_WORD], 0);
-		s->huge_at_start += rmpt_pmd_mapped(chunk_hva(s, c)) == 1;
+		WRITE_ONCE(((u64 *)page_hva(s, c * PAGES_PER_2M))[PREFAULT_WORD], 0);
+		s->huge_at_start += rmpt_pmd_mapped(page_hva(s, c * PAGES_PER_2M)) == 1;
 	}
 }
 
@@ -1282,6 +1172,7 @@ static void print_setup(struct stress *s)
 
 static size_t list_metrics(struct stress *s, const struct totals *t, struct rmpt_metric *m)
 {
+	const struct actor *sp = s->splitter, *co = s->collapser;
 	u64 ns = s->end_ns - s->start_ns;
 	size_t n = 0;
 
@@ -1307,13 +1198,11 @@ static size_t list_metrics(struct stress *s, const struct totals *t, struct rmpt
 		METRIC("splits", t->splits, "splits", NONE);
 	if (t->collapses != RMPT_STAT_ABSENT)
 		METRIC("collapses", t->collapses, "collapses", NONE);
-	METRIC("splits_observed", s->splitter->observed, "splits", NONE);
-	METRIC("collapses_observed", s->collapser->observed, "collapses", NONE);
+	METRIC("splits_observed", sp->observed, "splits", NONE);
+	METRIC("collapses_observed", co->observed, "collapses", NONE);
 	/* Per CPU-second of the splitter and collapser, next to a bare loop's. */
-	METRIC("splits_per_cpu_s", rmpt_rate(s->splitter->on_pmd, s->splitter->cpu_ns),
-	       "splits/cpu-s", NONE);
-	METRIC("collapses_per_cpu_s", rmpt_rate(s->collapser->on_pmd, s->collapser->cpu_ns),
-	       "collapses/cpu-s", NONE);
+	METRIC("splits_per_cpu_s", rmpt_rate(sp->on_pmd, sp->cpu_ns), "splits/cpu-s", NONE);
+	METRIC("collapses_per_cpu_s", rmpt_rate(co->on_pmd, co->cpu_ns), "collapses/cpu-s", NONE);
 	if (s->bare_splits_per_cpu_s) {
 		METRIC("bare_splits_per_cpu_s", s->bare_splits_per_cpu_s, "splits/cpu-s", NONE);
 		METRIC("bare_collapses_per_cpu_s", s->bare_collapses_per_cpu_s,
@@ -1341,7 +1230,6 @@ static void json_env(struct rmpt_json *j, struct stress *s)
 	rmpt_json_string(j, "kernel", buf);
 	rmpt_json_string(j, "flavour", rmpt_flavour_name(s->p.flavour));
 	rmpt_json_string(j, "thp", rmpt_thp_mode_name(s->caps.thp));
-	/* /proc/cpuinfo's first "model name" */
 	snprintf(buf, sizeof(buf), "unknown");
 	f = fopen("/proc/cpuinfo", "r");
 	while (f && fgets(line, sizeof(line), f) &&
@@ -1403,7 +1291,6 @@ static void json_invariants(struct rmpt_json *j, struct stress *s, const struct 
 	rmpt_json_object_end(j);
 }
 
-/* An entry of per_thread. */
 static void json_actor(struct rmpt_json *j, struct stress *s, const struct actor *a)
 {
 	const struct guest_stats *st = &s->ctl->vcpu[a->idx];
@@ -1598,15 +1485,12 @@ static void report_thp(struct stress *s, const char *name, u64 vmstat, const str
 	result(name, s->thp_on ? NULL : s->thp_why, vmstat > 0 && (w->observed || w->pmd_errno));
 }
 
-/* "no_<name>": count must be 0. */
+/* "no_<what it counts>": count must be 0. */
 static void report_invariant(const char *name, const char *skip, u64 count, const char *what)
 {
-	char subtest[64];
-
 	if (!skip)
-		ksft_print_msg("%s: %lu (%s)\n", name, count, what);
-	snprintf(subtest, sizeof(subtest), "no_%s", name);
-	result(subtest, skip, !count);
+		ksft_print_msg("%s: %lu (%s)\n", name + strlen("no_"), count, what);
+	result(name, skip, !count);
 }
 
 static void report_conversions(struct stress *s, const struct totals *t)
@@ -1632,12 +1516,13 @@ static void report(struct stress *s, const struct totals *t)
 	if (s->p.out_path)
 		err = write_metrics(s, t, m, n);
 
-	report_invariant("unexpected_sigbus", NULL, t->unexpected, "shared accesses that faulted");
-	report_invariant("missed_sigbus", s->rv->view ? NULL : s->rv->view_why, t->missed,
+	report_invariant("no_unexpected_sigbus", NULL, t->unexpected,
+			 "shared accesses that faulted");
+	report_invariant("no_missed_sigbus", s->rv->view ? NULL : s->rv->view_why, t->missed,
 			 "private accesses without SIGBUS BUS_ADRERR at the address");
-	report_invariant("stamp_mismatch", NULL, t->host_mismatches + t->guest_mismatches,
+	report_invariant("no_stamp_mismatch", NULL, t->host_mismatches + t->guest_mismatches,
 			 "host and guest checks");
-	report_invariant("kvm_run_error", NULL, t->run_errors + t->conv_errors,
+	report_invariant("no_kvm_run_error", NULL, t->run_errors + t->conv_errors,
 			 "KVM_RUN failures, unexpected exits, guest aborts, failed conversions");
 	report_thp(s, "thp_splits_seen", t->splits, s->splitter);
 	report_thp(s, "thp_collapses_seen", t->collapses, s->collapser);
@@ -1726,38 +1611,23 @@ static u64 parse_num(char opt, const char *arg, u64 min, u64 max)
 
 static int parse_numa(const char *arg)
 {
-	int node;
+	int node = strcmp(arg, "spread") ? parse_num('n', arg, 0, 1023) : -1;
 
-	if (!strcmp(arg, "spread"))
-		return -1;
-	node = parse_num('n', arg, 0, 1023);
-	if (numa_available() < 0 ? node != 0 : !numa_bitmask_isbitset(numa_all_nodes_ptr, node))
+	if (node >= 0 && (numa_available() < 0 ? node != 0 :
+			  !numa_bitmask_isbitset(numa_all_nodes_ptr, node)))
 		usage_error("-n: expected spread or a node of this machine, got node %d", node);
 	return node;
 }
 
-static enum inject parse_inject(void)
-{
-	const char *name = getenv("SNP_RMP_STRESS_INJECT");
-	int i;
-
-	if (!name || !*name)
-		return INJECT_NONE;
-	for (i = 0; i < NR_INJECTS; i++)
-		if (!strcmp(name, inject_names[i]))
-			return i;
-	usage_error("SNP_RMP_STRESS_INJECT: unknown '%s'", name);
-}
-
 static void parse_args(int argc, char **argv, struct params *p)
 {
-	const char *quick = getenv("SNP_RMP_QUICK"), *slash;
+	const char *quick = getenv("SNP_RMP_QUICK"), *inject = getenv("SNP_RMP_STRESS_INJECT");
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	const char *slash;
 	const struct {
 		char opt;
 		u64 *val;
-		u64 min;
-		u64 max;
+		u64 min, max;
 	} nums[] = {
 		{ 's', &p->seed, 0, UINT64_MAX },
 		{ 'd', &p->duration_s, 1, MAX_DURATION_S },
@@ -1834,7 +1704,9 @@ static void parse_args(int argc, char **argv, struct params *p)
 		p->duration_s = p->quick ? QUICK_DURATION_S : DEFAULT_DURATION_S;
 	if (!p->mem_mib)
 		p->mem_mib = p->quick ? QUICK_MEM_MIB : DEFAULT_MEM_MIB;
-	p->inject = parse_inject();
+	while (inject && *inject && strcmp(inject, inject_names[p->inject]))
+		if (++p->inject == NR_INJECTS)
+			usage_error("SNP_RMP_STRESS_INJECT: unknown '%s'", inject);
 }
 
 /* The control area holds each page's sequence number and discard counts. */
