@@ -172,9 +172,8 @@ static const char *const inject_names[NR_INJECTS] = {
 
 /* Written by one vCPU, read by the host at any time; two cache lines each. */
 struct guest_stats {
-	u64 ops, stamps;
+	u64 ops, stamps, mismatches, conversions, conv_errors;
 	u64 zero_words;		/* found discarded */
-	u64 mismatches, conversions, conv_errors;
 	/* The first mismatch; bad_want as rmpt_stamp_describe_want() takes it. */
 	u64 bad_page, bad_word, bad_want, bad_got;
 	struct sched_hash sched;
@@ -651,8 +650,7 @@ static void host_unexpected(struct actor *w, const char *what, void *addr,
 		  w->idx, what, addr, f->signo, f->code, rmpt_sigbus_code_name(f->code), f->addr);
 }
 
-static void host_judge(struct actor *w, u64 page, u64 word, u64 got, enum rmpt_verdict v,
-		       u64 want)
+static void host_judge(struct actor *w, u64 page, u64 word, u64 got, enum rmpt_verdict v, u64 want)
 {
 	char expected[96];
 
@@ -1218,11 +1216,12 @@ static size_t list_metrics(struct stress *s, const struct totals *t, struct rmpt
 	return n;
 }
 
-static void json_env(struct rmpt_json *j, struct stress *s)
+/* The machine and the run's parameters. */
+static void json_setup(struct rmpt_json *j, struct stress *s)
 {
-	char buf[512] = "unknown", line[256];
+	char buf[512] = "unknown", cpu[256] = "unknown", line[256];
+	FILE *f = fopen("/proc/cpuinfo", "r");
 	struct utsname u;
-	FILE *f;
 
 	rmpt_json_object_begin(j, "env");
 	if (!uname(&u))
@@ -1230,23 +1229,16 @@ static void json_env(struct rmpt_json *j, struct stress *s)
 	rmpt_json_string(j, "kernel", buf);
 	rmpt_json_string(j, "flavour", rmpt_flavour_name(s->p.flavour));
 	rmpt_json_string(j, "thp", rmpt_thp_mode_name(s->caps.thp));
-	snprintf(buf, sizeof(buf), "unknown");
-	f = fopen("/proc/cpuinfo", "r");
 	while (f && fgets(line, sizeof(line), f) &&
-	       sscanf(line, "model name : %255[^\n]", buf) != 1)
+	       sscanf(line, "model name : %255[^\n]", cpu) != 1)
 		;
 	if (f)
 		fclose(f);
-	rmpt_json_string(j, "cpu", buf);
+	rmpt_json_string(j, "cpu", cpu);
 	rmpt_json_u64(j, "nodes", rmpt_numa_nodes());
 	rmpt_json_u64(j, "host_cpus", sysconf(_SC_NPROCESSORS_ONLN));
 	rmpt_json_bool(j, "private_view", s->rv->view);
 	rmpt_json_object_end(j);
-}
-
-static void json_params(struct rmpt_json *j, struct stress *s)
-{
-	char buf[32];
 
 	rmpt_json_object_begin(j, "params");
 	rmpt_json_u64(j, "seed", s->p.seed);
@@ -1269,25 +1261,6 @@ static void json_params(struct rmpt_json *j, struct stress *s)
 	rmpt_json_u64(j, "split_gap_us", SPLIT_GAP_US);
 	rmpt_json_u64(j, "collapse_gap_us", COLLAPSE_GAP_US);
 	rmpt_json_string(j, "inject", inject_names[s->p.inject]);
-	rmpt_json_object_end(j);
-}
-
-/* Every entry must be 0 for the run to pass, whatever reads the document. */
-static void json_invariants(struct rmpt_json *j, struct stress *s, const struct totals *t)
-{
-	rmpt_json_object_begin(j, "invariants");
-	rmpt_json_u64(j, "unexpected_sigbus", t->unexpected);
-	rmpt_json_u64(j, "missed_sigbus", t->missed);
-	rmpt_json_u64(j, "stamp_mismatches", t->host_mismatches + t->guest_mismatches);
-	rmpt_json_u64(j, "stamp_mismatches_host", t->host_mismatches);
-	rmpt_json_u64(j, "stamp_mismatches_guest", t->guest_mismatches);
-	rmpt_json_u64(j, "kvm_run_errors", t->run_errors + t->conv_errors);
-	rmpt_json_u64(j, "no_splits", s->thp_on &&
-		      (!t->splits || t->splits == RMPT_STAT_ABSENT || !s->splitter->observed));
-	rmpt_json_u64(j, "no_collapses", s->thp_on &&
-		      (!t->collapses || t->collapses == RMPT_STAT_ABSENT ||
-		       !s->collapser->observed));
-	rmpt_json_u64(j, "kernel_log_bad_lines", t->kmsg_bad > 0 ? t->kmsg_bad : 0);
 	rmpt_json_object_end(j);
 }
 
@@ -1369,18 +1342,30 @@ static int write_metrics(struct stress *s, const struct totals *t,
 	struct rmpt_json j;
 	char *buf = NULL;
 	size_t len = 0;
-	FILE *f;
+	FILE *f = open_memstream(&buf, &len);
 
-	f = open_memstream(&buf, &len);
 	TEST_ASSERT(f, "open_memstream: expected a stream, got errno %d", errno);
 	rmpt_json_init(&j, f);
 	rmpt_json_object_begin(&j, NULL);
 	rmpt_json_string(&j, "schema", "snp-rmp-metrics/1");
 	rmpt_json_string(&j, "test", TEST_NAME);
-	json_env(&j, s);
-	json_params(&j, s);
+	json_setup(&j, s);
 	rmpt_metrics_json(&j, "metrics", m, n);
-	json_invariants(&j, s, t);
+	/* Every entry must be 0 for the run to pass, whatever reads the document. */
+	rmpt_json_object_begin(&j, "invariants");
+	rmpt_json_u64(&j, "unexpected_sigbus", t->unexpected);
+	rmpt_json_u64(&j, "missed_sigbus", t->missed);
+	rmpt_json_u64(&j, "stamp_mismatches", t->host_mismatches + t->guest_mismatches);
+	rmpt_json_u64(&j, "stamp_mismatches_host", t->host_mismatches);
+	rmpt_json_u64(&j, "stamp_mismatches_guest", t->guest_mismatches);
+	rmpt_json_u64(&j, "kvm_run_errors", t->run_errors + t->conv_errors);
+	rmpt_json_u64(&j, "no_splits", s->thp_on &&
+		      (!t->splits || t->splits == RMPT_STAT_ABSENT || !s->splitter->observed));
+	rmpt_json_u64(&j, "no_collapses", s->thp_on &&
+		      (!t->collapses || t->collapses == RMPT_STAT_ABSENT ||
+		       !s->collapser->observed));
+	rmpt_json_u64(&j, "kernel_log_bad_lines", t->kmsg_bad > 0 ? t->kmsg_bad : 0);
+	rmpt_json_object_end(&j);
 	rmpt_json_array_begin(&j, "per_thread");
 	for (i = 0; i < s->nr_actors; i++)
 		json_actor(&j, s, &s->actors[i]);
@@ -1421,8 +1406,7 @@ static void sum_up(struct stress *s, struct totals *t)
 		rmpt_hist_merge(&t->sigbus_lat, &s->hosts[i].acc.sigbus);
 	}
 	t->splits = rmpt_thp_stat_delta(&s->thp_before, &s->thp_after, RMPT_THP_SPLIT_PMD);
-	t->collapses = rmpt_thp_stat_delta(&s->thp_before, &s->thp_after,
-					   RMPT_THP_COLLAPSE_ALLOC);
+	t->collapses = rmpt_thp_stat_delta(&s->thp_before, &s->thp_after, RMPT_THP_COLLAPSE_ALLOC);
 	t->kmsg_bad = s->kmsg_err ? s->kmsg_err :
 		      rmpt_kmsg_scan(s->kmsg_marker, t->kmsg_first, sizeof(t->kmsg_first));
 	if (s->p.inject == INJECT_KMSG && t->kmsg_bad >= 0 && !t->kmsg_bad++)	/* test-only */
@@ -1622,8 +1606,8 @@ static int parse_numa(const char *arg)
 static void parse_args(int argc, char **argv, struct params *p)
 {
 	const char *quick = getenv("SNP_RMP_QUICK"), *inject = getenv("SNP_RMP_STRESS_INJECT");
+	const char *metrics = getenv("SNP_RMP_METRICS"), *slash;
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-	const char *slash;
 	const struct {
 		char opt;
 		u64 *val;
@@ -1649,11 +1633,9 @@ static void parse_args(int argc, char **argv, struct params *p)
 		.nr_threads = clamp(cpus, 1L, (long)MAX_HOST_THREADS),
 		.conv_per_mille = DEFAULT_CONV_PER_MILLE,
 		.numa_node = -1,
-		.out_path = getenv("SNP_RMP_METRICS"),
+		.out_path = metrics && *metrics ? metrics : NULL,
 		.max_ops = DEFAULT_MAX_OPS,
 	};
-	if (p->out_path && !*p->out_path)
-		p->out_path = NULL;
 	while ((opt = getopt(argc, argv, "f:s:d:qt:v:m:c:n:i:o:Sh")) != -1) {
 		for (i = 0; i < ARRAY_SIZE(nums) && nums[i].opt != opt; i++)
 			;
