@@ -70,9 +70,9 @@ struct guest_ctrl {
 static bool guest_protected_state;	/* SNP: conversions and ucalls via the GHCB */
 static u64 launch_secret = LAUNCH_SECRET;	/* measured at launch on snp */
 
-static u64 *guest_word(u64 gpa, int word)
+static u64 *guest_page(const struct guest_ctrl *ctrl, u64 i)
 {
-	return (u64 *)gpa + word;
+	return (u64 *)(ctrl->gpa + i * SZ_4K);
 }
 
 static void guest_verify(const struct guest_ctrl *ctrl, int word)
@@ -80,27 +80,10 @@ static void guest_verify(const struct guest_ctrl *ctrl, int word)
 	u64 i, got, want;
 
 	for (i = 0; i < ctrl->npages; i++) {
-		got = READ_ONCE(*guest_word(ctrl->gpa + i * SZ_4K, word));
+		got = READ_ONCE(guest_page(ctrl, i)[word]);
 		want = ctrl->arg + i;
 		__GUEST_ASSERT(got == want, "GPA 0x%lx word %d: expected 0x%lx, got 0x%lx",
 			       ctrl->gpa + i * SZ_4K, word, want, got);
-	}
-}
-
-static void guest_convert(const struct guest_ctrl *ctrl)
-{
-	GUEST_ASSERT_EQ(rmpt_guest_map_gpa(guest_protected_state, ctrl->gpa, ctrl->npages,
-					   ctrl->arg), 0);
-}
-
-static void guest_spin(struct guest_ctrl *ctrl)
-{
-	u64 i;
-
-	while (!READ_ONCE(ctrl->stop)) {
-		for (i = 0; i < ctrl->npages; i++)
-			READ_ONCE(*guest_word(ctrl->gpa + i * SZ_4K, GUEST_WORD));
-		WRITE_ONCE(ctrl->spins, ctrl->spins + 1);
 	}
 }
 
@@ -115,8 +98,7 @@ static void guest_code(void)
 		switch (READ_ONCE(ctrl->cmd)) {
 		case CMD_STAMP:
 			for (i = 0; i < ctrl->npages; i++)
-				WRITE_ONCE(*guest_word(ctrl->gpa + i * SZ_4K, GUEST_WORD),
-					   ctrl->arg + i);
+				WRITE_ONCE(guest_page(ctrl, i)[GUEST_WORD], ctrl->arg + i);
 			break;
 		case CMD_VERIFY_GUEST:
 			guest_verify(ctrl, GUEST_WORD);
@@ -125,10 +107,15 @@ static void guest_code(void)
 			guest_verify(ctrl, HOST_WORD);
 			break;
 		case CMD_CONVERT:
-			guest_convert(ctrl);
+			GUEST_ASSERT_EQ(rmpt_guest_map_gpa(guest_protected_state, ctrl->gpa,
+							   ctrl->npages, ctrl->arg), 0);
 			break;
 		case CMD_SPIN:
-			guest_spin(ctrl);
+			while (!READ_ONCE(ctrl->stop)) {
+				for (i = 0; i < ctrl->npages; i++)
+					READ_ONCE(guest_page(ctrl, i)[GUEST_WORD]);
+				WRITE_ONCE(ctrl->spins, ctrl->spins + 1);
+			}
 			break;
 		case CMD_SECRET:
 			__GUEST_ASSERT(READ_ONCE(launch_secret) == ctrl->arg,
