@@ -16,7 +16,6 @@
  * show each case's checks fail.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -147,18 +146,13 @@ static const char *inverted_case;
 static bool verbose;
 static char *skip_reason;	/* shared with the case's child process */
 
-static u64 next_random(struct test_ctx *ctx)
-{
-	return rmpt_rng_next(&ctx->rng);
-}
-
 /* A random 4K page of range r (0..NR_RANGES-1), never a launch-private one. */
 static u64 random_page(struct test_ctx *ctx, int r)
 {
 	u64 first = r ? 0 : LAUNCH_PRIVATE / SZ_4K;
 
 	return RMPT_DATA_GPA + r * SZ_2M +
-	       (first + next_random(ctx) % (SZ_2M / SZ_4K - first)) * SZ_4K;
+	       (first + rmpt_rng_next(&ctx->rng) % (SZ_2M / SZ_4K - first)) * SZ_4K;
 }
 
 static void __noreturn case_skip(const char *fmt, ...)
@@ -212,23 +206,6 @@ static void setup_guest(struct rmpt_vm *rv)
 	/* The plaintext that launch measures into the launch-private pages. */
 	for (i = 0; rv->ops->launch_private && i < LAUNCH_PRIVATE / sizeof(u64); i++)
 		((u64 *)rv->data_hva)[i] = GUEST_PATTERN + i;
-}
-
-static void create_vm(struct test_ctx *ctx)
-{
-	struct rmpt_vm_params params = {
-		.flavour = ctx->flavour,
-		.nr_vcpus = 1,
-		.guest_code = guest_code,
-		.data_size = DATA_SIZE,
-		.backing = VM_MEM_SRC_ANONYMOUS_THP,
-		.numa_node = -1,
-		.launch_private_size = LAUNCH_PRIVATE,
-		.setup = setup_guest,
-	};
-
-	ctx->rv = rmpt_vm_create(ctx->caps, &params);
-	ctx->ctrl = rmpt_data_hva(ctx->rv, CTRL_GPA);
 }
 
 /* Where the host reaches private memory, or SKIP naming what is missing. */
@@ -286,7 +263,7 @@ static void host_stamp(struct test_ctx *ctx, u64 gpa, u64 npages, u64 pattern)
 
 static void shared_write_visible(struct test_ctx *ctx)
 {
-	u64 gpa = random_page(ctx, next_random(ctx) % NR_RANGES) & ~(8 * SZ_4K - 1);
+	u64 gpa = random_page(ctx, rmpt_rng_next(&ctx->rng) % NR_RANGES) & ~(8 * SZ_4K - 1);
 
 	if (gpa < RMPT_DATA_GPA + LAUNCH_PRIVATE)
 		gpa += LAUNCH_PRIVATE;
@@ -326,7 +303,7 @@ static void private_sigbus_threads(struct test_ctx *ctx)
 
 	for (i = 0; i < SIGBUS_THREADS; i++) {
 		gpa = private_page(ctx, i % NR_RANGES, i);
-		addrs[i] = view_or_skip(ctx, gpa) + 8 * (next_random(ctx) % 512);
+		addrs[i] = view_or_skip(ctx, gpa) + 8 * (rmpt_rng_next(&ctx->rng) % 512);
 	}
 	mismatches = rmpt_sigbus_storm(addrs, SIGBUS_THREADS, 500, ctx->inverted,
 				       !ctx->rv->ops->host_reads_private);
@@ -379,25 +356,11 @@ static void discard_under_running_guest(struct test_ctx *ctx, u64 range, u64 vic
 	pthread_join(s.tid, NULL);
 }
 
-/*
- * Make pages [first, last) of the 2M range at range private: the guest
- * converts one (its shared 4K is discarded), or they are private since
- * launch, in place.  A flavour without private memory gets the same
- * split from a 4K MADV_DONTNEED under the running guest.
- */
-static void take_private(struct test_ctx *ctx, u64 range, u64 first, u64 last)
-{
-	if (ctx->rv->ops->private_mem)
-		guest_do(ctx, CMD_CONVERT, range + first * SZ_4K, last - first, true);
-	else if (!ctx->rv->ops->launch_private)
-		discard_under_running_guest(ctx, range, range + first * SZ_4K);
-}
-
 static void mixed_2m_split(struct test_ctx *ctx)
 {
 	bool in_place = ctx->rv->ops->launch_private;
 	u64 range = in_place ? RMPT_DATA_GPA :
-		    RMPT_DATA_GPA + (1 + next_random(ctx) % (NR_RANGES - 1)) * SZ_2M;
+		    RMPT_DATA_GPA + (1 + rmpt_rng_next(&ctx->rng) % (NR_RANGES - 1)) * SZ_2M;
 	u64 first = in_place ? 0 : (random_page(ctx, 3) - RMPT_DATA_GPA) % SZ_2M / SZ_4K;
 	u64 last = in_place ? LAUNCH_PRIVATE / SZ_4K : first + 1;
 	u64 npages = SZ_2M / SZ_4K, after = last * SZ_4K, split;
@@ -418,8 +381,17 @@ static void mixed_2m_split(struct test_ctx *ctx)
 		case_skip("the 2M range was not PMD-mapped once touched (%d): no huge page",
 			  mapped);
 
+	/*
+	 * Pages [first, last) go private: the guest converts one (its shared
+	 * 4K is discarded), or they are private since launch, in place.  A
+	 * flavour without private memory gets the same split from a 4K
+	 * MADV_DONTNEED under the running guest.
+	 */
 	rmpt_thp_stats_read(&before);
-	take_private(ctx, range, first, last);
+	if (ctx->rv->ops->private_mem)
+		guest_do(ctx, CMD_CONVERT, range + first * SZ_4K, last - first, true);
+	else if (!in_place)
+		discard_under_running_guest(ctx, range, range + first * SZ_4K);
 	host_stamp(ctx, range, first, HOST_PATTERN);
 	host_stamp(ctx, range + after, npages - last, HOST_PATTERN + last);
 	rmpt_thp_stats_read(&stats);
@@ -585,7 +557,19 @@ static u64 case_seed(u32 seed, const char *name, enum rmpt_flavour f)
 
 static void __noreturn run_child(const struct test_case *tc, struct test_ctx *ctx)
 {
-	create_vm(ctx);
+	struct rmpt_vm_params params = {
+		.flavour = ctx->flavour,
+		.nr_vcpus = 1,
+		.guest_code = guest_code,
+		.data_size = DATA_SIZE,
+		.backing = VM_MEM_SRC_ANONYMOUS_THP,
+		.numa_node = -1,
+		.launch_private_size = LAUNCH_PRIVATE,
+		.setup = setup_guest,
+	};
+
+	ctx->rv = rmpt_vm_create(ctx->caps, &params);
+	ctx->ctrl = rmpt_data_hva(ctx->rv, CTRL_GPA);
 	tc->run(ctx);
 	guest_do(ctx, CMD_DONE, 0, 0, 0);
 	rmpt_vm_free(ctx->rv);
