@@ -314,23 +314,18 @@ static void measure_set_attributes(void)
 static bool guest_protected_state;
 static u64 guest_iters;
 
-static void guest_convert(u64 gpa, bool to_private)
-{
-	GUEST_ASSERT_EQ(rmpt_guest_map_gpa(guest_protected_state, gpa, 1, to_private), 0);
-}
-
 /* Page 0 of the data region takes the samples, page 1 is converted. */
 static void guest_code(void)
 {
-	u64 *cycles = (u64 *)RMPT_DATA_GPA, i, t0;
+	u64 *cycles = (u64 *)RMPT_DATA_GPA, gpa = RMPT_DATA_GPA + SZ_4K, i, t0;
 
 	if (guest_protected_state)
 		rmpt_snp_guest_ghcb_init(0);
 	for (i = 0; i < guest_iters; i++) {
 		t0 = rdtsc();
-		guest_convert(RMPT_DATA_GPA + SZ_4K, true);
+		GUEST_ASSERT_EQ(rmpt_guest_map_gpa(guest_protected_state, gpa, 1, true), 0);
 		WRITE_ONCE(cycles[i], rdtsc() - t0);
-		guest_convert(RMPT_DATA_GPA + SZ_4K, false);
+		GUEST_ASSERT_EQ(rmpt_guest_map_gpa(guest_protected_state, gpa, 1, false), 0);
 	}
 	GUEST_DONE();
 }
@@ -350,7 +345,7 @@ static void run_conversions(struct rmpt_vm *rv)
 	struct kvm_run *run = vcpu->run;
 	struct clock_start t;
 	struct ucall uc;
-	u64 wall;
+	u64 wall, ucall;
 	int err;
 
 	for (;;) {
@@ -366,16 +361,11 @@ static void run_conversions(struct rmpt_vm *rv)
 		calibrate(OP_KVM_RUN_EXIT);
 		rmpt_map_gpa_range_exit(rv, run);
 	}
-	switch (rmpt_get_ucall(rv, vcpu, &uc)) {
-	case UCALL_DONE:
-		break;
-	case UCALL_ABORT:
+	ucall = rmpt_get_ucall(rv, vcpu, &uc);
+	if (ucall == UCALL_ABORT)
 		REPORT_GUEST_ASSERT(uc);
-		break;
-	default:
-		TEST_FAIL("expected the guest done, got exit %u, ucall %lu", run->exit_reason,
-			  uc.cmd);
-	}
+	TEST_ASSERT(ucall == UCALL_DONE, "expected the guest done, got exit %u, ucall %lu",
+		    run->exit_reason, uc.cmd);
 }
 
 static void measure_conversions(void)
