@@ -74,22 +74,11 @@ static u64 *guest_page(const struct guest_ctrl *ctrl, u64 i)
 	return (u64 *)(ctrl->gpa + i * SZ_4K);
 }
 
-static void guest_verify(const struct guest_ctrl *ctrl, int word)
-{
-	u64 i, got, want;
-
-	for (i = 0; i < ctrl->npages; i++) {
-		got = READ_ONCE(guest_page(ctrl, i)[word]);
-		want = ctrl->arg + i;
-		__GUEST_ASSERT(got == want, "GPA 0x%lx word %d: expected 0x%lx, got 0x%lx",
-			       ctrl->gpa + i * SZ_4K, word, want, got);
-	}
-}
-
 static void guest_code(void)
 {
 	struct guest_ctrl *ctrl = (struct guest_ctrl *)CTRL_GPA;
-	u64 i;
+	u64 i, got, want;
+	int word;
 
 	if (guest_protected_state)
 		rmpt_snp_guest_ghcb_init(0);
@@ -100,10 +89,15 @@ static void guest_code(void)
 				WRITE_ONCE(guest_page(ctrl, i)[GUEST_WORD], ctrl->arg + i);
 			break;
 		case CMD_VERIFY_GUEST:
-			guest_verify(ctrl, GUEST_WORD);
-			break;
 		case CMD_VERIFY_HOST:
-			guest_verify(ctrl, HOST_WORD);
+			word = ctrl->cmd == CMD_VERIFY_HOST ? HOST_WORD : GUEST_WORD;
+			for (i = 0; i < ctrl->npages; i++) {
+				got = READ_ONCE(guest_page(ctrl, i)[word]);
+				want = ctrl->arg + i;
+				__GUEST_ASSERT(got == want,
+					       "GPA 0x%lx word %d: expected 0x%lx, got 0x%lx",
+					       ctrl->gpa + i * SZ_4K, word, want, got);
+			}
 			break;
 		case CMD_CONVERT:
 			GUEST_ASSERT_EQ(rmpt_guest_map_gpa(guest_protected_state, ctrl->gpa,
