@@ -129,7 +129,6 @@ static void guest_code(void)
 
 struct test_ctx {
 	const struct rmpt_caps *caps;
-	enum rmpt_flavour flavour;
 	struct rmpt_vm *rv;
 	struct guest_ctrl *ctrl;
 	bool inverted;		/* -X named this case: its expectation is off by one */
@@ -549,10 +548,12 @@ static u64 case_seed(u32 seed, const char *name, enum rmpt_flavour f)
 	return h;
 }
 
-static void __noreturn run_child(const struct test_case *tc, struct test_ctx *ctx)
+/* One case on one flavour, in a child: its failures and signals are its own. */
+static void run_case(const struct test_case *tc, const struct rmpt_caps *caps,
+		     enum rmpt_flavour f, u32 seed)
 {
 	struct rmpt_vm_params params = {
-		.flavour = ctx->flavour,
+		.flavour = f,
 		.nr_vcpus = 1,
 		.guest_code = guest_code,
 		.data_size = DATA_SIZE,
@@ -561,22 +562,8 @@ static void __noreturn run_child(const struct test_case *tc, struct test_ctx *ct
 		.launch_private_size = LAUNCH_PRIVATE,
 		.setup = setup_guest,
 	};
-
-	ctx->rv = rmpt_vm_create(ctx->caps, &params);
-	ctx->ctrl = rmpt_data_hva(ctx->rv, CTRL_GPA);
-	tc->run(ctx);
-	guest_do(ctx, CMD_DONE, 0, 0, 0);
-	rmpt_vm_free(ctx->rv);
-	exit(KSFT_PASS);
-}
-
-/* One case on one flavour, in a child: its failures and signals are its own. */
-static void run_case(const struct test_case *tc, const struct rmpt_caps *caps,
-		     enum rmpt_flavour f, u32 seed)
-{
 	struct test_ctx ctx = {
 		.caps = caps,
-		.flavour = f,
 		.inverted = inverted_case && !strcmp(inverted_case, tc->name),
 		.rng = case_seed(seed, tc->name, f),
 	};
@@ -588,8 +575,14 @@ static void run_case(const struct test_case *tc, const struct rmpt_caps *caps,
 	fflush(stdout);
 	pid = fork();
 	TEST_ASSERT(pid >= 0, "fork: %s", strerror(errno));
-	if (!pid)
-		run_child(tc, &ctx);
+	if (!pid) {
+		ctx.rv = rmpt_vm_create(caps, &params);
+		ctx.ctrl = rmpt_data_hva(ctx.rv, CTRL_GPA);
+		tc->run(&ctx);
+		guest_do(&ctx, CMD_DONE, 0, 0, 0);
+		rmpt_vm_free(ctx.rv);
+		exit(KSFT_PASS);
+	}
 	TEST_ASSERT(waitpid(pid, &status, 0) == pid, "waitpid: %s", strerror(errno));
 	snprintf(name, sizeof(name), "%s.%s", tc->name, rmpt_flavour_name(f));
 	if (WIFEXITED(status) && WEXITSTATUS(status) == KSFT_SKIP) {
