@@ -152,9 +152,7 @@ static void record_wall(enum op op, u64 ns)
 
 static void clock_stop(enum op op, struct clock_start t)
 {
-	u64 wall = rmpt_now_ns();
-
-	record_wall(op, wall - t.wall);
+	record_wall(op, rmpt_now_ns() - t.wall);
 	rmpt_hist_record(&ops[op].cpu, cpu_ns() - t.cpu);
 	calibrate(op);
 }
@@ -166,12 +164,11 @@ static void measure_thp(void)
 	struct clock_start t;
 	char why[256], *map, *p;
 	u64 i, unsplit = 0;
-	int ret;
+	int ret, op;
 
 	if (!rmpt_thp_usable(&caps, why, sizeof(why))) {
-		op_end(OP_THP_FAULT, KSFT_SKIP, "%s", why);
-		op_end(OP_PMD_SPLIT, KSFT_SKIP, "%s", why);
-		op_end(OP_COLLAPSE, KSFT_SKIP, "%s", why);
+		for (op = OP_THP_FAULT; op <= OP_COLLAPSE; op++)
+			op_end(op, KSFT_SKIP, "%s", why);
 		return;
 	}
 	map = mmap(NULL, 2 * SZ_2M, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -264,8 +261,7 @@ static void measure_punch_hole(struct kvm_vm *vm)
 	for (i = 0; i < iters; i++) {
 		off = (i % 512) * SZ_4K;
 		TEST_ASSERT(!fallocate(fd, FALLOC_FL_KEEP_SIZE, off, SZ_4K),
-			    "fallocate of 4K of a guest_memfd: %s",
-			    strerror(errno));
+			    "fallocate of 4K of a guest_memfd: %s", strerror(errno));
 		t = clock_start();
 		ret = fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, SZ_4K);
 		clock_stop(OP_PUNCH_HOLE, t);
@@ -457,10 +453,9 @@ static int write_metrics(const char *path, const struct rmpt_metric *m, size_t n
 	struct utsname u;
 	char *buf = NULL;
 	size_t len = 0;
-	FILE *f;
+	FILE *f = open_memstream(&buf, &len);
 	int err;
 
-	f = open_memstream(&buf, &len);
 	TEST_ASSERT(f, "open_memstream: %s", strerror(errno));
 	rmpt_json_init(&j, f);
 	rmpt_json_object_begin(&j, NULL);
