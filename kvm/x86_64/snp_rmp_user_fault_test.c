@@ -235,8 +235,7 @@ static void guest_private_stamp(struct test_ctx *ctx, u64 gpa)
 static void guest_private_unchanged(struct test_ctx *ctx, u64 gpa)
 {
 	if (!ctx->rv->ops->private_mem) {
-		ksft_print_msg("%s VMs give the guest no private memory: %s\n",
-			       ctx->rv->ops->name,
+		ksft_print_msg("%s VMs give the guest no private memory: %s\n", ctx->rv->ops->name,
 			       "checked that no host access completed");
 		return;
 	}
@@ -671,9 +670,8 @@ static bool known_case(const char *name)
 
 static void __noreturn print_usage(const char *prog, int status)
 {
-	FILE *out = status ? stderr : stdout;
-
-	fprintf(out, "usage: %s [-f flavour] [-s seed] [-v] [-X case] [-h]\n"
+	fprintf(status ? stderr : stdout,
+		"usage: %s [-f flavour] [-s seed] [-v] [-X case] [-h]\n"
 		"  -f flavour  run one flavour: snp, sw_protected, default or legacy_v6\n"
 		"              (legacy_v6 also needs SNP_RMP_LEGACY_V6=1)\n"
 		"  -s seed     seed for the pages and offsets the cases pick (default 1)\n"
@@ -735,8 +733,7 @@ int main(int argc, char *argv[])
 	rmpt_caps_probe(&caps);
 	if (!rmpt_flavour_usable(&caps, RMPT_DEFAULT, skip_why, sizeof(skip_why)))
 		ksft_exit_skip("%s\n", skip_why);
-	skip_reason = mmap(NULL, SZ_4K, PROT_READ | PROT_WRITE,
-			   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	skip_reason = mmap(NULL, SZ_4K, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	TEST_ASSERT(skip_reason != MAP_FAILED, "mmap: %s", strerror(errno));
 
 	ksft_print_header();
