@@ -157,8 +157,6 @@ static void clock_stop(enum op op, struct clock_start t)
 	calibrate(op);
 }
 
-/* ---- THP: fault-in after a discard, PMD split, collapse ---------------- */
-
 static void measure_thp(void)
 {
 	struct clock_start t;
@@ -210,8 +208,6 @@ static void measure_thp(void)
 		       unsplit, i);
 	munmap(map, 2 * SZ_2M);
 }
-
-/* ---- guest_memfd: SIGBUS round trip, punch-hole ------------------------ */
 
 static void measure_sigbus(struct kvm_vm *vm)
 {
@@ -273,8 +269,6 @@ static void measure_punch_hole(struct kvm_vm *vm)
 	close(fd);
 }
 
-/* ---- memory attributes --------------------------------------------------- */
-
 static void measure_set_attributes(void)
 {
 	struct kvm_memory_attributes attr = { .size = SZ_4K };
@@ -304,8 +298,6 @@ static void measure_set_attributes(void)
 	}
 	kvm_vm_free(vm);
 }
-
-/* ---- a guest's conversions ----------------------------------------------- */
 
 static bool guest_protected_state;
 static u64 guest_iters;
@@ -399,8 +391,6 @@ static void measure_conversions(void)
 	ksft_print_msg("conversions on a %s VM, guest TSC %lu kHz\n", rv->ops->name, khz);
 	rmpt_vm_free(rv);
 }
-
-/* ---- results and metrics ------------------------------------------------- */
 
 #define METRICS_PER_OP	7
 

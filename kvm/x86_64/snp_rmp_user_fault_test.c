@@ -125,8 +125,6 @@ static void guest_code(void)
 	}
 }
 
-/* ---- host side ---------------------------------------------------------- */
-
 struct test_ctx {
 	const struct rmpt_caps *caps;
 	struct rmpt_vm *rv;
@@ -250,8 +248,6 @@ static void host_stamp(struct test_ctx *ctx, u64 gpa, u64 npages, u64 pattern)
 		rmpt_expect_no_sigbus_write((u64 *)rmpt_data_hva(ctx->rv, gpa + i * SZ_4K) +
 					    HOST_WORD, pattern + i);
 }
-
-/* ---- the cases ---------------------------------------------------------- */
 
 static void shared_write_visible(struct test_ctx *ctx)
 {
@@ -485,8 +481,6 @@ static void legacy_read_ciphertext(struct test_ctx *ctx)
 		    "host read of a private page: expected ciphertext, got %d of 64 plaintext words",
 		    same);
 }
-
-/* ---- cases, flavours, results ------------------------------------------- */
 
 /* Which flavours a case runs on, by what the flavour does. */
 enum case_needs {
