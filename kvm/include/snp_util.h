@@ -143,13 +143,6 @@ struct rmpt_vm_params {
 	void (*setup)(struct rmpt_vm *rv);
 };
 
-struct rmpt_conv_stats {
-	u64 to_private;
-	u64 to_shared;
-	u64 implicit;		/* from KVM_EXIT_MEMORY_FAULT */
-	u64 rejected;		/* malformed MAP_GPA_RANGE requests */
-};
-
 struct rmpt_vm {
 	enum rmpt_flavour flavour;
 	const struct rmpt_flavour_ops *ops;
@@ -162,7 +155,10 @@ struct rmpt_vm {
 	int view_fd;			/* MMAP guest_memfd, no INIT_SHARED, or -1 */
 	void *view;			/* the host's address of private memory */
 	char view_why[192];		/* why there is no view */
-	struct rmpt_conv_stats conv;
+	struct {
+		u64 to_private;
+		u64 to_shared;
+	} conv;				/* conversions lib/convert.c carried out */
 };
 
 bool rmpt_flavour_has_private_mem(enum rmpt_flavour f);
@@ -174,7 +170,6 @@ void *rmpt_view_hva(struct rmpt_vm *rv, u64 gpa);
 /* Conversions (lib/convert.c) */
 u64 rmpt_guest_map_gpa(bool protected_state, u64 gpa, u64 npages, bool to_private);
 int rmpt_discard_shared(struct rmpt_vm *rv, u64 gpa, u64 size, int advice);
-int rmpt_convert(struct rmpt_vm *rv, u64 gpa, u64 size, bool to_private);
 bool rmpt_map_gpa_request_valid(const struct rmpt_vm *rv, u64 gpa, u64 npages, u64 attrs,
 				bool *to_private);
 void rmpt_map_gpa_range_exit(struct rmpt_vm *rv, struct kvm_run *run);

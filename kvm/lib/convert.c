@@ -42,7 +42,7 @@ int rmpt_discard_shared(struct rmpt_vm *rv, u64 gpa, u64 size, int advice)
 	return 0;
 }
 
-int rmpt_convert(struct rmpt_vm *rv, u64 gpa, u64 size, bool to_private)
+static int rmpt_convert(struct rmpt_vm *rv, u64 gpa, u64 size, bool to_private)
 {
 	int ret;
 
@@ -90,25 +90,11 @@ void rmpt_map_gpa_range_exit(struct rmpt_vm *rv, struct kvm_run *run)
 	u64 gpa = run->hypercall.args[0], npages = run->hypercall.args[1];
 	bool to_private;
 
-	if (!rmpt_map_gpa_request_valid(rv, gpa, npages, run->hypercall.args[2],
-					&to_private)) {
-		__atomic_add_fetch(&rv->conv.rejected, 1, __ATOMIC_RELAXED);
+	if (!rmpt_map_gpa_request_valid(rv, gpa, npages, run->hypercall.args[2], &to_private) ||
+	    rmpt_convert(rv, gpa, npages * SZ_4K, to_private))
 		run->hypercall.ret = -KVM_EINVAL;
-		return;
-	}
-	run->hypercall.ret = rmpt_convert(rv, gpa, npages * SZ_4K, to_private) ?
-			     -KVM_EINVAL : 0;
-}
-
-static void handle_memory_fault(struct rmpt_vm *rv, struct kvm_run *run)
-{
-	bool to_private = run->memory_fault.flags & KVM_MEMORY_EXIT_FLAG_PRIVATE;
-
-	TEST_ASSERT(!rmpt_convert(rv, run->memory_fault.gpa, run->memory_fault.size,
-				  to_private),
-		    "implicit conversion of GPA 0x%llx (+0x%llx) failed",
-		    run->memory_fault.gpa, run->memory_fault.size);
-	__atomic_add_fetch(&rv->conv.implicit, 1, __ATOMIC_RELAXED);
+	else
+		run->hypercall.ret = 0;
 }
 
 /*
@@ -128,7 +114,11 @@ u32 rmpt_vcpu_run(struct rmpt_vm *rv, struct kvm_vcpu *vcpu)
 			TEST_ASSERT(err == EFAULT && run->exit_reason == KVM_EXIT_MEMORY_FAULT,
 				    "KVM_RUN: expected success or EFAULT with KVM_EXIT_MEMORY_FAULT, got %s, exit reason %u",
 				    strerror(err), run->exit_reason);
-			handle_memory_fault(rv, run);
+			TEST_ASSERT(!rmpt_convert(rv, run->memory_fault.gpa, run->memory_fault.size,
+						  run->memory_fault.flags &
+						  KVM_MEMORY_EXIT_FLAG_PRIVATE),
+				    "implicit conversion of GPA 0x%llx (+0x%llx) failed",
+				    run->memory_fault.gpa, run->memory_fault.size);
 			continue;
 		}
 		if (run->exit_reason == KVM_EXIT_HYPERCALL &&
