@@ -24,17 +24,13 @@
 struct sigbus_state {
 	sigjmp_buf env;
 	sig_atomic_t armed;	/* READ_ONCE/WRITE_ONCE: the handler reads it */
-	int signo;
-	int code;
-	void *addr;
-	u64 handler_ns;
+	struct rmpt_fault *f;	/* where the handler reports the fault */
 	bool checked;		/* this thread saw our handler installed */
 };
 
 static __thread struct sigbus_state sigbus_tls;
 static pthread_once_t sigbus_once = PTHREAD_ONCE_INIT;
 
-/* clock_gettime() is async-signal-safe, so the handler may use this too. */
 u64 rmpt_now_ns(void)
 {
 	struct timespec ts;
@@ -59,11 +55,12 @@ static void sigbus_handler(int sig, siginfo_t *si, void *ucontext)
 		raise(SIGBUS);
 		return;
 	}
-	t->handler_ns = rmpt_now_ns();
+	t->f->handler_ns = rmpt_now_ns();
 	WRITE_ONCE(t->armed, 0);
-	t->signo = si->si_signo;
-	t->code = si->si_code;
-	t->addr = si->si_addr;
+	t->f->faulted = true;
+	t->f->signo = si->si_signo;
+	t->f->code = si->si_code;
+	t->f->addr = si->si_addr;
 	siglongjmp(t->env, 1);
 }
 
@@ -87,18 +84,6 @@ void rmpt_sigbus_init(void)
 	pthread_once(&sigbus_once, sigbus_install);
 }
 
-/* Someone else's handler would see our faults instead: refuse to probe. */
-static void sigbus_assert_ours(void)
-{
-	struct sigaction cur;
-
-	rmpt_sigbus_init();
-	TEST_ASSERT(!sigaction(SIGBUS, NULL, &cur), "sigaction(SIGBUS) query failed");
-	TEST_ASSERT((cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == sigbus_handler,
-		    "SIGBUS handler: expected rmpt's, got %p (replaced by someone else)",
-		    (void *)cur.sa_sigaction);
-}
-
 const char *rmpt_sigbus_code_name(int code)
 {
 	static const char *const names[] = {
@@ -113,27 +98,28 @@ const char *rmpt_sigbus_code_name(int code)
 /*
  * One access with this thread armed.  SA_NODEFER leaves SIGBUS unblocked
  * in the handler, so sigsetjmp() need not save the mask, which would cost
- * a syscall per access; the handler is checked once per thread for the
- * same reason (a later replacement goes unnoticed).
+ * a syscall per access.  Someone else's handler would see our faults
+ * instead, so refuse to probe without ours; it is checked once per thread
+ * for the same reason (a later replacement goes unnoticed).
  */
 static bool try_access(void *addr, bool write, u64 *val, struct rmpt_fault *f)
 {
 	struct sigbus_state *t = &sigbus_tls;
+	struct sigaction cur;
 
 	if (!t->checked) {
-		sigbus_assert_ours();
+		rmpt_sigbus_init();
+		TEST_ASSERT(!sigaction(SIGBUS, NULL, &cur), "sigaction(SIGBUS) query failed");
+		TEST_ASSERT((cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == sigbus_handler,
+			    "SIGBUS handler: expected rmpt's, got %p (replaced by someone else)",
+			    (void *)cur.sa_sigaction);
 		t->checked = true;
 	}
 	memset(f, 0, sizeof(*f));
+	t->f = f;
 	f->start_ns = rmpt_now_ns();
-	if (sigsetjmp(t->env, 0)) {
-		f->faulted = true;
-		f->signo = t->signo;
-		f->code = t->code;
-		f->addr = t->addr;
-		f->handler_ns = t->handler_ns;
+	if (sigsetjmp(t->env, 0))
 		return false;
-	}
 
 	WRITE_ONCE(t->armed, 1);
 	if (write)
@@ -144,7 +130,6 @@ static bool try_access(void *addr, bool write, u64 *val, struct rmpt_fault *f)
 	return true;
 }
 
-/* True if the write completed, false if it raised SIGBUS (see *f). */
 bool rmpt_try_write(void *addr, u64 val, struct rmpt_fault *f)
 {
 	return try_access(addr, true, &val, f);
@@ -202,7 +187,6 @@ void rmpt_expect_no_sigbus_write(void *addr, u64 val)
 	expect_no_sigbus(addr, true, val);
 }
 
-/* Returns the value read. */
 u64 rmpt_expect_no_sigbus_read(void *addr)
 {
 	return expect_no_sigbus(addr, false, 0);
@@ -261,7 +245,6 @@ int rmpt_pipe_read_into(void *dst, size_t len)
 	return ret;
 }
 
-/* read() /dev/zero into dst.  Returns 0 or -errno of read(). */
 int rmpt_devzero_read_into(void *dst, size_t len)
 {
 	int fd, ret;
@@ -275,9 +258,8 @@ int rmpt_devzero_read_into(void *dst, size_t len)
 }
 
 /*
- * process_vm_writev() the pattern into our own dst: the kernel writes
- * through get_user_pages rather than through our page tables' access
- * rights.  Returns 0 or -errno of process_vm_writev().
+ * process_vm_writev() the pattern into our own dst: the kernel writes through
+ * get_user_pages rather than through our page tables' access rights.
  */
 int rmpt_process_vm_write_into(void *dst, size_t len)
 {
@@ -320,8 +302,7 @@ struct storm_thread {
 	char *addr;
 	long skew;
 	bool reads;
-	int iters;
-	int mismatches;
+	int iters, mismatches;
 	pthread_t tid;
 };
 
