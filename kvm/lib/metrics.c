@@ -15,8 +15,6 @@
 #include "test_util.h"
 #include "snp_metrics.h"
 
-/* ---- histogram ---------------------------------------------------------- */
-
 void rmpt_hist_init(struct rmpt_hist *h)
 {
 	memset(h, 0, sizeof(*h));
@@ -106,8 +104,6 @@ u64 rmpt_hist_percentile(const struct rmpt_hist *h, double pct)
 	return clamp(rmpt_hist_bucket_high(min(i, RMPT_HIST_BUCKETS - 1)), h->min, h->max);
 }
 
-/* ---- timed accesses ------------------------------------------------------ */
-
 /* Events per second; 0 when no time passed. */
 double rmpt_rate(u64 events, u64 elapsed_ns)
 {
@@ -124,7 +120,7 @@ void rmpt_access_stats_init(struct rmpt_access_stats *st)
 }
 
 /* rmpt_try_*() stamped the start: one more clock read closes the interval. */
-static void access_account(struct rmpt_access_stats *st, bool completed,
+static bool access_account(struct rmpt_access_stats *st, bool completed,
 			   const struct rmpt_fault *f)
 {
 	rmpt_bump(&st->accesses);
@@ -132,27 +128,20 @@ static void access_account(struct rmpt_access_stats *st, bool completed,
 		rmpt_hist_record(&st->latency, rmpt_now_ns() - f->start_ns);
 	else
 		rmpt_hist_record(&st->sigbus, f->handler_ns - f->start_ns);
+	return completed;
 }
 
 bool rmpt_timed_write(struct rmpt_access_stats *st, void *addr, u64 val,
 		      struct rmpt_fault *f)
 {
-	bool completed = rmpt_try_write(addr, val, f);
-
-	access_account(st, completed, f);
-	return completed;
+	return access_account(st, rmpt_try_write(addr, val, f), f);
 }
 
 bool rmpt_timed_read(struct rmpt_access_stats *st, void *addr, u64 *val,
 		     struct rmpt_fault *f)
 {
-	bool completed = rmpt_try_read(addr, val, f);
-
-	access_account(st, completed, f);
-	return completed;
+	return access_account(st, rmpt_try_read(addr, val, f), f);
 }
-
-/* ---- JSON writer ---------------------------------------------------------- */
 
 void rmpt_json_init(struct rmpt_json *j, FILE *f)
 {
@@ -305,8 +294,6 @@ int rmpt_json_finish(struct rmpt_json *j)
 		json_fail(j, -EIO);
 	return j->err;
 }
-
-/* ---- named metrics ---------------------------------------------------------- */
 
 static const char *better_name(enum rmpt_better better)
 {
