@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <sys/ioctl.h>
 #include <sys/wait.h>
 #include <linux/kvm_para.h>
 
@@ -69,14 +68,6 @@ static int read_bool_param(const char *path)
 		c = 0;
 	close(fd);
 	return c == 'Y' || c == 'y' || c == '1';
-}
-
-/* KVM_CHECK_EXTENSION on /dev/kvm; -errno when /dev/kvm cannot be used. */
-static long kvm_cap(int kvm_fd, long cap)
-{
-	long ret = ioctl(kvm_fd, KVM_CHECK_EXTENSION, cap);
-
-	return ret < 0 ? -errno : ret;
 }
 
 /*
@@ -149,15 +140,13 @@ void rmpt_caps_probe(struct rmpt_caps *caps)
 	fd = open(KVM_DEV_PATH, O_RDWR);
 	caps->kvm_errno = fd < 0 ? errno : 0;
 	if (fd >= 0) {
-		caps->vm_types = kvm_cap(fd, KVM_CAP_VM_TYPES);
-		caps->guest_memfd = kvm_cap(fd, KVM_CAP_GUEST_MEMFD) > 0;
-		caps->gmem_flags = max(kvm_cap(fd, KVM_CAP_GUEST_MEMFD_FLAGS), 0L);
-		caps->mem_attrs = max(kvm_cap(fd, KVM_CAP_MEMORY_ATTRIBUTES), 0L);
-		caps->exit_hypercall = max(kvm_cap(fd, KVM_CAP_EXIT_HYPERCALL), 0L);
 		close(fd);
 		/* Without KVM_CAP_VM_TYPES only the default type exists. */
-		if ((long)caps->vm_types <= 0)
-			caps->vm_types = BIT(KVM_X86_DEFAULT_VM);
+		caps->vm_types = kvm_check_cap(KVM_CAP_VM_TYPES) ?: BIT(KVM_X86_DEFAULT_VM);
+		caps->guest_memfd = kvm_check_cap(KVM_CAP_GUEST_MEMFD);
+		caps->gmem_flags = kvm_check_cap(KVM_CAP_GUEST_MEMFD_FLAGS);
+		caps->mem_attrs = kvm_check_cap(KVM_CAP_MEMORY_ATTRIBUTES);
+		caps->exit_hypercall = kvm_check_cap(KVM_CAP_EXIT_HYPERCALL);
 		probe_vcpu(caps);
 	}
 	caps->dev_sev = !access("/dev/sev", F_OK);
