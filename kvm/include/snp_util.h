@@ -112,7 +112,7 @@ struct rmpt_vm_params;
  */
 struct rmpt_flavour_ops {
 	const char *name;
-	/* KVM itself is usable; what else the flavour needs, or why not. */
+	/* KVM itself is usable; what else the flavour needs (NULL: nothing), or why not. */
 	bool (*usable)(const struct rmpt_caps *caps, char *why, size_t len);
 	struct kvm_vm *(*vm_create)(const struct rmpt_vm_params *p, u64 extra_pages,
 				    struct kvm_vcpu *vcpus[]);

@@ -212,7 +212,8 @@ bool rmpt_private_mem_usable(const struct rmpt_caps *caps, char *why, size_t len
 bool rmpt_flavour_usable(const struct rmpt_caps *caps, enum rmpt_flavour f,
 			 char *why, size_t len)
 {
-	return kvm_usable(caps, why, len) && rmpt_flavour(f)->usable(caps, why, len);
+	return kvm_usable(caps, why, len) &&
+	       (!rmpt_flavour(f)->usable || rmpt_flavour(f)->usable(caps, why, len));
 }
 
 /* 6.18+: a guest_memfd without INIT_SHARED can be mmap()ed and SIGBUSes. */

@@ -7,11 +7,6 @@
 #include "kvm_util.h"
 #include "snp_util.h"
 
-static bool default_usable(const struct rmpt_caps *caps, char *why, size_t len)
-{
-	return true;
-}
-
 static struct kvm_vm *default_vm_create(const struct rmpt_vm_params *p, u64 extra_pages,
 					struct kvm_vcpu *vcpus[])
 {
@@ -21,6 +16,5 @@ static struct kvm_vm *default_vm_create(const struct rmpt_vm_params *p, u64 extr
 
 const struct rmpt_flavour_ops rmpt_default_ops = {
 	.name = "default",
-	.usable = default_usable,
 	.vm_create = default_vm_create,
 };
