@@ -32,9 +32,7 @@
 #define RMPT_HIST_BUCKETS	((64 - RMPT_HIST_SUB_BITS + 2) * RMPT_HIST_HALF)
 
 struct rmpt_hist {
-	u64 count;
-	u64 min;
-	u64 max;
+	u64 count, min, max;
 	u64 bucket[RMPT_HIST_BUCKETS];
 };
 

@@ -149,19 +149,16 @@ void rmpt_json_init(struct rmpt_json *j, FILE *f)
 	j->f = f;
 }
 
-static void json_fail(struct rmpt_json *j, int err)
+static bool json_fail(struct rmpt_json *j, int err)
 {
 	if (!j->err)
 		j->err = err;
+	return false;
 }
 
 static void json_indent(struct rmpt_json *j)
 {
-	int i;
-
-	fputc('\n', j->f);
-	for (i = 0; i < j->depth; i++)
-		fputs("  ", j->f);
+	fprintf(j->f, "\n%*s", 2 * j->depth, "");
 }
 
 /* Control characters, quote and backslash escaped; other bytes as they are. */
@@ -194,10 +191,8 @@ static bool json_value_begin(struct rmpt_json *j, const char *key)
 
 	if (j->err)
 		return false;
-	if ((j->done && !j->depth) || want_key != !!key) {
-		json_fail(j, -EINVAL);
-		return false;
-	}
+	if ((j->done && !j->depth) || want_key != !!key)
+		return json_fail(j, -EINVAL);
 	if (!j->depth) {
 		j->done = true;
 		return true;
@@ -243,9 +238,8 @@ void rmpt_json_close(struct rmpt_json *j, bool array)
 
 void rmpt_json_string(struct rmpt_json *j, const char *key, const char *val)
 {
-	if (!json_value_begin(j, key))
-		return;
-	json_put_string(j, val);
+	if (json_value_begin(j, key))
+		json_put_string(j, val);
 }
 
 /* A number, true, false or null, as printf() writes it. */
