@@ -21,9 +21,8 @@ static bool sw_protected_usable(const struct rmpt_caps *caps, char *why, size_t 
 static struct kvm_vm *sw_protected_vm_create(const struct rmpt_vm_params *p,
 					     u64 extra_pages, struct kvm_vcpu *vcpus[])
 {
-	struct vm_shape shape = VM_SHAPE_DEFAULT;
+	struct vm_shape shape = { .mode = VM_MODE_DEFAULT, .type = KVM_X86_SW_PROTECTED_VM };
 
-	shape.type = KVM_X86_SW_PROTECTED_VM;
 	return __vm_create_with_vcpus(shape, p->nr_vcpus, extra_pages, p->guest_code, vcpus);
 }
 
