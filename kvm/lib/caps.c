@@ -84,8 +84,7 @@ static void assertion_why(char *out, char *why, size_t len)
 		*--end = '\0';
 	last = strrchr(out, '\n');
 	last = last ? last + 1 : out;
-	while (*last == ' ')
-		last++;
+	last += strspn(last, " ");
 	if (where) {
 		where += strlen("==== Test Assertion Failure ====\n");
 		where += strspn(where, " ");
@@ -253,12 +252,9 @@ void rmpt_caps_print(const struct rmpt_caps *caps)
 		       caps->cpuid_snp);
 	ksft_print_msg("mm: THP %s, NUMA nodes %d\n", rmpt_thp_mode_name(caps->thp),
 		       rmpt_numa_nodes());
-	for (f = 0; f < RMPT_NR_FLAVOURS; f++) {
-		if (rmpt_flavour_usable(caps, f, why, sizeof(why)))
-			ksft_print_msg("flavour %s: usable\n", rmpt_flavour_name(f));
-		else
-			ksft_print_msg("flavour %s: %s\n", rmpt_flavour_name(f), why);
-	}
+	for (f = 0; f < RMPT_NR_FLAVOURS; f++)
+		ksft_print_msg("flavour %s: %s\n", rmpt_flavour_name(f),
+			       rmpt_flavour_usable(caps, f, why, sizeof(why)) ? "usable" : why);
 	if (!rmpt_gmem_mmap_usable(caps, why, sizeof(why)))
 		ksft_print_msg("guest_memfd mmap: %s\n", why);
 }

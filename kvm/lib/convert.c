@@ -37,9 +37,7 @@ RMPT_GUEST_CODE u64 rmpt_guest_map_gpa(bool protected_state, u64 gpa, u64 npages
 /* Drop the shared side of [gpa, gpa + size): MADV_DONTNEED or MADV_REMOVE. */
 int rmpt_discard_shared(struct rmpt_vm *rv, u64 gpa, u64 size, int advice)
 {
-	if (madvise(rmpt_data_hva(rv, gpa), size, advice))
-		return -errno;
-	return 0;
+	return madvise(rmpt_data_hva(rv, gpa), size, advice) ? -errno : 0;
 }
 
 static int rmpt_convert(struct rmpt_vm *rv, u64 gpa, u64 size, bool to_private)

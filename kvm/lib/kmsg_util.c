@@ -94,7 +94,5 @@ int rmpt_kmsg_scan(const char *marker, char *first_bad, size_t len)
 			snprintf(first_bad, len, "%.*s", (int)strcspn(text, "\n"), text);
 	}
 	close(fd);
-	if (!seen_marker)
-		return -ENOENT;
-	return bad;
+	return seen_marker ? bad : -ENOENT;
 }

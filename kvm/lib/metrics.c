@@ -107,9 +107,7 @@ u64 rmpt_hist_percentile(const struct rmpt_hist *h, double pct)
 /* Events per second; 0 when no time passed. */
 double rmpt_rate(u64 events, u64 elapsed_ns)
 {
-	if (!elapsed_ns)
-		return 0;
-	return (double)events * 1e9 / (double)elapsed_ns;
+	return elapsed_ns ? (double)events * 1e9 / (double)elapsed_ns : 0;
 }
 
 void rmpt_access_stats_init(struct rmpt_access_stats *st)
@@ -316,7 +314,6 @@ void rmpt_metrics_json(struct rmpt_json *j, const char *key,
 	rmpt_json_object_end(j);
 }
 
-/* One KTAP diagnostic line per metric. */
 void rmpt_metrics_print(const struct rmpt_metric *m, size_t n)
 {
 	size_t i;

@@ -13,9 +13,7 @@
 
 int rmpt_numa_nodes(void)
 {
-	if (numa_available() < 0)
-		return 1;
-	return numa_num_configured_nodes();
+	return numa_available() < 0 ? 1 : numa_num_configured_nodes();
 }
 
 /* The i-th node this process may allocate on, i wrapping around. */
@@ -46,15 +44,13 @@ int rmpt_numa_node(int i)
  */
 void rmpt_numa_place_range(void *addr, size_t len, int node)
 {
-	if (numa_available() < 0)
-		return;
-	numa_tonode_memory(addr, len, node);
+	if (numa_available() >= 0)
+		numa_tonode_memory(addr, len, node);
 }
 
 void rmpt_numa_run_thread_on(int node)
 {
-	if (numa_available() < 0)
-		return;
-	TEST_ASSERT(!numa_run_on_node(node), "numa_run_on_node(%d): %s", node,
-		    strerror(errno));
+	if (numa_available() >= 0)
+		TEST_ASSERT(!numa_run_on_node(node), "numa_run_on_node(%d): %s", node,
+			    strerror(errno));
 }

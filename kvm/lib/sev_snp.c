@@ -123,9 +123,7 @@ void rmpt_vm_free(struct rmpt_vm *rv)
 /* SNP guests' registers are protected: their ucalls come through a mailbox. */
 u64 rmpt_get_ucall(struct rmpt_vm *rv, struct kvm_vcpu *vcpu, struct ucall *uc)
 {
-	if (rv->ops->protected_state)
-		return rmpt_snp_get_ucall(vcpu, uc);
-	return get_ucall(vcpu, uc);
+	return rv->ops->protected_state ? rmpt_snp_get_ucall(vcpu, uc) : get_ucall(vcpu, uc);
 }
 
 void *rmpt_data_hva(struct rmpt_vm *rv, u64 gpa)
