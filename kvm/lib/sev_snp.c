@@ -137,7 +137,5 @@ void *rmpt_data_hva(struct rmpt_vm *rv, u64 gpa)
 void *rmpt_view_hva(struct rmpt_vm *rv, u64 gpa)
 {
 	TEST_ASSERT(rv->view, "no host view of private memory: %s", rv->view_why);
-	TEST_ASSERT(gpa >= rv->data_gpa && gpa < rv->data_gpa + rv->data_size,
-		    "GPA 0x%lx outside the data region", gpa);
-	return (char *)rv->view + (gpa - rv->data_gpa);
+	return (char *)rv->view + ((char *)rmpt_data_hva(rv, gpa) - (char *)rv->data_hva);
 }
