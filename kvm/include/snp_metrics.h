@@ -55,8 +55,7 @@ static inline void rmpt_bump(u64 *counter)
 /* Latency of completed accesses, and of SIGBUS delivery for faulted ones. */
 struct rmpt_access_stats {
 	u64 accesses;
-	struct rmpt_hist latency;
-	struct rmpt_hist sigbus;
+	struct rmpt_hist latency, sigbus;
 };
 
 void rmpt_access_stats_init(struct rmpt_access_stats *st);

@@ -126,9 +126,8 @@ static void probe_vcpu(struct rmpt_caps *caps)
 		used += n;
 	close(pipefd[0]);
 	TEST_ASSERT(waitpid(pid, &status, 0) == pid, "waitpid: %s", strerror(errno));
-	if (WIFEXITED(status) && !WEXITSTATUS(status))
-		return;
-	assertion_why(out, caps->vcpu_why, sizeof(caps->vcpu_why));
+	if (!WIFEXITED(status) || WEXITSTATUS(status))
+		assertion_why(out, caps->vcpu_why, sizeof(caps->vcpu_why));
 }
 
 void rmpt_caps_probe(struct rmpt_caps *caps)

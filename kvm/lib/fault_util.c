@@ -68,8 +68,7 @@ static void sigbus_install(void)
 {
 	struct sigaction sa = {
 		.sa_sigaction = sigbus_handler,
-		/* Not blocked in the handler: the longjmp out needs no mask restore. */
-		.sa_flags = SA_SIGINFO | SA_NODEFER,
+		.sa_flags = SA_SIGINFO | SA_NODEFER,	/* see try_access() */
 	};
 
 	sigemptyset(&sa.sa_mask);

@@ -52,9 +52,7 @@ u64 rmpt_hist_bucket_low(unsigned int idx)
 /* The largest value of bucket idx. */
 u64 rmpt_hist_bucket_high(unsigned int idx)
 {
-	if (idx + 1 >= RMPT_HIST_BUCKETS)
-		return UINT64_MAX;
-	return rmpt_hist_bucket_low(idx + 1) - 1;
+	return idx + 1 < RMPT_HIST_BUCKETS ? rmpt_hist_bucket_low(idx + 1) - 1 : UINT64_MAX;
 }
 
 void rmpt_hist_record(struct rmpt_hist *h, u64 val)
