@@ -14,8 +14,6 @@
 #include <sys/wait.h>
 #include <linux/kvm_para.h>
 
-#include "test_util.h"
-#include "kvm_util.h"
 #include "processor.h"
 #include "snp_util.h"
 

@@ -12,8 +12,6 @@
 #include <sys/mman.h>
 #include <linux/kvm_para.h>
 
-#include "test_util.h"
-#include "kvm_util.h"
 #include "snp_rng.h"
 #include "snp_util.h"
 

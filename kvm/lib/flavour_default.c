@@ -4,7 +4,6 @@
  * host's view of guest_memfd (6.18+) still SIGBUSes, which is what the
  * cases check on it.
  */
-#include "kvm_util.h"
 #include "snp_util.h"
 
 static struct kvm_vm *default_vm_create(const struct rmpt_vm_params *p, u64 extra_pages,

@@ -4,7 +4,6 @@
  * Private memory in guest_memfd, as on sw_protected, and the guest's
  * registers protected: it talks to the host through the GHCB.
  */
-#include "kvm_util.h"
 #include "snp_util.h"
 
 static bool snp_usable(const struct rmpt_caps *caps, char *why, size_t len)

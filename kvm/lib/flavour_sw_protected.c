@@ -6,7 +6,6 @@
  * userspace (arch/x86/kvm/svm/sev.c, snp_begin_psc()), so both take
  * the same path through lib/convert.c.
  */
-#include "kvm_util.h"
 #include "snp_util.h"
 
 static bool sw_protected_usable(const struct rmpt_caps *caps, char *why, size_t len)

@@ -12,7 +12,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "test_util.h"
 #include "snp_util.h"
 
 static const char *const kmsg_bad_patterns[] = {

@@ -8,7 +8,6 @@
 #include <string.h>
 #include <numa.h>
 
-#include "test_util.h"
 #include "snp_util.h"
 
 int rmpt_numa_nodes(void)

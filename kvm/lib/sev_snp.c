@@ -15,8 +15,6 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "test_util.h"
-#include "kvm_util.h"
 #include "processor.h"
 #include "ucall_common.h"
 #include "snp_util.h"

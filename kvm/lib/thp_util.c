@@ -14,7 +14,6 @@
 #include <linux/fs.h>
 #include <linux/sizes.h>
 
-#include "test_util.h"
 #include "snp_util.h"
 
 #ifndef MADV_COLLAPSE
