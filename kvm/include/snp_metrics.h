@@ -59,10 +59,8 @@ struct rmpt_access_stats {
 };
 
 void rmpt_access_stats_init(struct rmpt_access_stats *st);
-bool rmpt_timed_write(struct rmpt_access_stats *st, void *addr, u64 val,
-		      struct rmpt_fault *f);
-bool rmpt_timed_read(struct rmpt_access_stats *st, void *addr, u64 *val,
-		     struct rmpt_fault *f);
+bool rmpt_timed_write(struct rmpt_access_stats *st, void *addr, u64 val, struct rmpt_fault *f);
+bool rmpt_timed_read(struct rmpt_access_stats *st, void *addr, u64 *val, struct rmpt_fault *f);
 
 /* JSON writer */
 #define RMPT_JSON_MAX_DEPTH	16

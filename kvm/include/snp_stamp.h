@@ -75,9 +75,8 @@ rmpt_stamp_verify(u64 got, u8 writer, u64 page, u32 want_seq)
 {
 	if (!got)
 		return RMPT_WORD_ZERO;
-	if (!rmpt_stamp_is(got, writer, page))
-		return RMPT_WORD_BAD;
-	if (want_seq != RMPT_SEQ_ANY && rmpt_stamp_seq(got) != want_seq)
+	if (!rmpt_stamp_is(got, writer, page) ||
+	    (want_seq != RMPT_SEQ_ANY && rmpt_stamp_seq(got) != want_seq))
 		return RMPT_WORD_BAD;
 	return RMPT_WORD_OK;
 }

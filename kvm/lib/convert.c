@@ -68,12 +68,10 @@ bool rmpt_map_gpa_request_valid(const struct rmpt_vm *rv, u64 gpa, u64 npages, u
 {
 	enum rmpt_map_gpa_size size;
 
-	if (!rmpt_map_gpa_attrs_decode(attrs, to_private, &size))
+	if (!rmpt_map_gpa_attrs_decode(attrs, to_private, &size) ||
+	    gpa % SZ_4K || !npages || npages > rv->data_size / SZ_4K)
 		return false;
-	if (gpa % SZ_4K || !npages || npages > rv->data_size / SZ_4K)
-		return false;
-	return gpa >= rv->data_gpa &&
-	       gpa + npages * SZ_4K <= rv->data_gpa + rv->data_size;
+	return gpa >= rv->data_gpa && gpa + npages * SZ_4K <= rv->data_gpa + rv->data_size;
 }
 
 /*

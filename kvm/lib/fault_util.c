@@ -73,8 +73,7 @@ static void sigbus_install(void)
 
 	sigemptyset(&sa.sa_mask);
 	TEST_ASSERT(!sigaction(SIGBUS, &sa, NULL),
-		    "sigaction(SIGBUS): expected 0, got errno %d (%s)",
-		    errno, strerror(errno));
+		    "sigaction(SIGBUS): expected 0, got errno %d (%s)", errno, strerror(errno));
 }
 
 /* Install the process-wide handler; safe to call from any thread, any time. */
@@ -234,8 +233,7 @@ int rmpt_pipe_read_into(void *dst, size_t len)
 		n = min(len - done, sizeof(chunk));
 		fill_pattern(chunk, done, n);
 		w = write(fds[1], chunk, n);
-		TEST_ASSERT(w == (ssize_t)n, "pipe write: expected %zu bytes, got %zd",
-			    n, w);
+		TEST_ASSERT(w == (ssize_t)n, "pipe write: expected %zu bytes, got %zd", n, w);
 		ret = read_fully(fds[0], (u8 *)dst + done, n);
 	}
 	/* Whatever a failed read() left in the pipe goes with it. */

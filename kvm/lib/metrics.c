@@ -1,8 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-/*
- * Measurements for regression gating: log-bucket latency histograms,
- * timed accesses, a JSON writer and named metrics (include/snp_metrics.h).
- */
+/* Measurements for regression gating (include/snp_metrics.h). */
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -127,14 +124,12 @@ static bool access_account(struct rmpt_access_stats *st, bool completed,
 	return completed;
 }
 
-bool rmpt_timed_write(struct rmpt_access_stats *st, void *addr, u64 val,
-		      struct rmpt_fault *f)
+bool rmpt_timed_write(struct rmpt_access_stats *st, void *addr, u64 val, struct rmpt_fault *f)
 {
 	return access_account(st, rmpt_try_write(addr, val, f), f);
 }
 
-bool rmpt_timed_read(struct rmpt_access_stats *st, void *addr, u64 *val,
-		     struct rmpt_fault *f)
+bool rmpt_timed_read(struct rmpt_access_stats *st, void *addr, u64 *val, struct rmpt_fault *f)
 {
 	return access_account(st, rmpt_try_read(addr, val, f), f);
 }

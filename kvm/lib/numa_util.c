@@ -28,9 +28,7 @@ int rmpt_numa_node(int i)
 	TEST_ASSERT(count > 0, "no NUMA node is allowed to this process");
 	i %= count;
 	for (node = 0; node <= numa_max_node(); node++) {
-		if (!numa_bitmask_isbitset(mems, node))
-			continue;
-		if (n++ == i)
+		if (numa_bitmask_isbitset(mems, node) && n++ == i)
 			break;
 	}
 	numa_bitmask_free(mems);

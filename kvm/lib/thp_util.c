@@ -61,10 +61,9 @@ size_t rmpt_smaps_anon_huge_kb(const char *smaps_path, const void *addr, size_t 
 	unsigned long vm_start, vm_end;
 	bool inside = false;
 	size_t total = 0, kb;
+	FILE *f = fopen(smaps_path, "r");
 	char line[512];
-	FILE *f;
 
-	f = fopen(smaps_path, "r");
 	TEST_ASSERT(f, "open %s", smaps_path);
 	while (fgets(line, sizeof(line), f)) {
 		if (sscanf(line, "%lx-%lx ", &vm_start, &vm_end) == 2)
