@@ -79,9 +79,9 @@ struct op_result {
 	char why[256];
 	struct rmpt_hist wall;
 	struct rmpt_hist cpu;	/* empty where the guest's own clock times it */
-	struct rmpt_hist calib;	/* the calibration loop, run beside each sample */
-	u64 *samples;		/* wall clock, for an exact median */
-	size_t nr_samples;
+	/* For exact medians: wall clock, and the calibration loop beside each sample. */
+	u64 *samples, *calib;
+	size_t nr_samples, nr_calib;
 };
 
 static struct op_result ops[NR_OPS];
@@ -138,7 +138,8 @@ static void calibrate(enum op op)
 	for (i = 0; i < CALIBRATION_LOOPS; i++)
 		x = x * 6364136223846793005ULL + i;
 	WRITE_ONCE(calibration_sink, x);
-	rmpt_hist_record(&ops[op].calib, rmpt_now_ns() - t0);
+	if (ops[op].nr_calib < 2 * iters)
+		ops[op].calib[ops[op].nr_calib++] = rmpt_now_ns() - t0;
 }
 
 static void record_wall(enum op op, u64 ns)
@@ -402,23 +403,21 @@ static int cmp_u64(const void *a, const void *b)
 }
 
 /* Exact, unlike the histogram's 3 % buckets, which a 10 % change crosses few of. */
-static u64 median(enum op op)
+static u64 median(u64 *v, size_t n)
 {
-	struct op_result *r = &ops[op];
-
-	qsort(r->samples, r->nr_samples, sizeof(u64), cmp_u64);
-	return r->samples[r->nr_samples / 2];
+	qsort(v, n, sizeof(u64), cmp_u64);
+	return v[n / 2];
 }
 
 /* Gated: the p50 over the calibration loop's; the rest, in ns, informs. */
 static size_t op_metrics(enum op op, struct rmpt_metric *m, char names[][64])
 {
-	const struct op_result *r = &ops[op];
+	struct op_result *r = &ops[op];
 	/* The guest's own clock times its conversions; the KVM_RUNs around them calibrate. */
-	const struct rmpt_hist *calib = r->calib.count ? &r->calib : &ops[OP_KVM_RUN_EXIT].calib;
-	u64 p50 = median(op);
+	struct op_result *c = r->nr_calib ? r : &ops[OP_KVM_RUN_EXIT];
+	u64 p50 = median(r->samples, r->nr_samples);
 	const struct rmpt_metric all[METRICS_PER_OP] = {
-		{ "rel_p50", (double)p50 / rmpt_hist_percentile(calib, 50), "calibrations",
+		{ "rel_p50", (double)p50 / median(c->calib, c->nr_calib), "calibrations",
 		  RMPT_BETTER_LOWER },
 		{ "p50_ns", p50, "ns" },
 		{ "p90_ns", rmpt_hist_percentile(&r->wall, 90), "ns" },
@@ -561,9 +560,10 @@ int main(int argc, char *argv[])
 	for (op = 0; op < NR_OPS; op++) {
 		rmpt_hist_init(&ops[op].wall);
 		rmpt_hist_init(&ops[op].cpu);
-		rmpt_hist_init(&ops[op].calib);
 		ops[op].samples = calloc(2 * iters, sizeof(u64));
-		TEST_ASSERT(ops[op].samples, "calloc of %lu samples", 2 * iters);
+		ops[op].calib = calloc(2 * iters, sizeof(u64));
+		TEST_ASSERT(ops[op].samples && ops[op].calib, "calloc of 2 x %lu samples",
+			    2 * iters);
 	}
 	ksft_print_header();
 	ksft_set_plan(NR_OPS + 1);
