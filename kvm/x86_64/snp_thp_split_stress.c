@@ -701,9 +701,13 @@ static void host_stamp(struct actor *w, u64 page, u8 *base)
 	}
 	w->table[idx] = w->seq;
 	rmpt_bump(&w->stamps);
-	/* lost_write: a zero no discard explains, what a kernel that loses a store leaves. */
-	if (host_inject(w, INJECT_LOST_WRITE) || host_inject(w, INJECT_HOST_MISMATCH)) {
-		WRITE_ONCE(*word, w->s->p.inject == INJECT_LOST_WRITE ? 0 : stamp ^ BIT_ULL(8));
+	/* A zero no discard explains: what a kernel that loses a store leaves. */
+	if (host_inject(w, INJECT_LOST_WRITE)) {
+		WRITE_ONCE(*word, 0);
+		host_check_own(w, page, READ_ONCE(*word));
+	}
+	if (host_inject(w, INJECT_HOST_MISMATCH)) {
+		WRITE_ONCE(*word, stamp ^ BIT_ULL(8));
 		host_check_own(w, page, READ_ONCE(*word));
 	}
 	word = (u64 *)base + GUEST_WORD;
@@ -1597,10 +1601,22 @@ static int parse_numa(const char *arg)
 	return node;
 }
 
+static enum inject parse_inject(void)
+{
+	const char *name = getenv("SNP_RMP_STRESS_INJECT");
+	int i;
+
+	if (!name || !*name)
+		return INJECT_NONE;
+	for (i = 0; i < NR_INJECTS; i++)
+		if (!strcmp(name, inject_names[i]))
+			return i;
+	usage_error("SNP_RMP_STRESS_INJECT: unknown '%s'", name);
+}
+
 static void parse_args(int argc, char **argv, struct params *p)
 {
-	const char *quick = getenv("SNP_RMP_QUICK"), *inject = getenv("SNP_RMP_STRESS_INJECT");
-	const char *metrics = getenv("SNP_RMP_METRICS"), *slash;
+	const char *quick = getenv("SNP_RMP_QUICK"), *metrics = getenv("SNP_RMP_METRICS"), *slash;
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	const struct {
 		char opt;
@@ -1680,9 +1696,7 @@ static void parse_args(int argc, char **argv, struct params *p)
 		p->duration_s = p->quick ? QUICK_DURATION_S : DEFAULT_DURATION_S;
 	if (!p->mem_mib)
 		p->mem_mib = p->quick ? QUICK_MEM_MIB : DEFAULT_MEM_MIB;
-	while (inject && *inject && strcmp(inject, inject_names[p->inject]))
-		if (++p->inject == NR_INJECTS)
-			usage_error("SNP_RMP_STRESS_INJECT: unknown '%s'", inject);
+	p->inject = parse_inject();
 }
 
 /* The control area holds each page's sequence number and discard counts. */
