@@ -106,13 +106,17 @@ select_tests() {
 	local tests name
 
 	tests=$(for name in "$BUILD_DIR"/x86_64/*; do
-		[[ ! -f $name || ! -x $name ]] || printf '%s\n' "${name##*/}"
+		if [[ -f $name && -x $name ]]; then
+			printf '%s\n' "${name##*/}"
+		fi
 	done | LC_ALL=C sort)
 	[[ -n $tests ]] || die "no test programs in $BUILD_DIR/x86_64: run make first"
 	for name in "${WANTED[@]}"; do
 		grep -qxF -e "$name" <<<"$tests" || die "no test '$name' in $BUILD_DIR/x86_64 (see -l)" 2
 	done
-	((${#WANTED[@]} == 0)) || tests=$(grep -xF -f <(printf '%s\n' "${WANTED[@]}") <<<"$tests")
+	if ((${#WANTED[@]})); then
+		tests=$(grep -xF -f <(printf '%s\n' "${WANTED[@]}") <<<"$tests")
+	fi
 	mapfile -t RUN <<<"$tests"
 }
 
@@ -125,8 +129,9 @@ prepare_run() {
 
 	BUILD_DIR=$(cd -- "$BUILD_DIR" && pwd -P)
 	# ls lists a file, or a folder's entries.
-	[[ -z $SAVE_DIR || -z $(ls -A -- "$SAVE_DIR" 2>/dev/null) ]] ||
+	if [[ -n $SAVE_DIR && -n $(ls -A -- "$SAVE_DIR" 2>/dev/null) ]]; then
 		die "--save $SAVE_DIR: not a new or empty folder; a saved run is never overwritten" 2
+	fi
 	if [[ -n $GATE_DIR ]]; then
 		[[ -f $GATE_DIR/manifest.json ]] ||
 			die "--gate $GATE_DIR: no saved run there (no manifest.json; make one with --repeat N --save DIR)" 2
@@ -164,7 +169,9 @@ out() {
 
 # A diagnostic line, while the document is open.
 note() {
-	[[ $DOC != open ]] || out "# $1"
+	if [[ $DOC == open ]]; then
+		out "# $1"
+	fi
 }
 
 # stdin as "# " diagnostics of the document.
@@ -190,7 +197,9 @@ thp_value() {
 	local line=""
 
 	IFS= read -r line 2>/dev/null <"$1" || [[ -n $line ]] || return 1
-	[[ ! $line =~ \[([^]]*)\] ]] || line=${BASH_REMATCH[1]}
+	if [[ $line =~ \[([^]]*)\] ]]; then
+		line=${BASH_REMATCH[1]}
+	fi
 	printf '%s' "$line"
 }
 
@@ -205,7 +214,9 @@ thp_save() {
 			THP_SAVED[$f]=$value
 		fi
 	done < <(find "$dir" -type f -perm /222 -print0 2>/dev/null | LC_ALL=C sort -z)
-	((${#THP_FILES[@]})) || note "THP settings not saved: nothing writable in $dir"
+	if ((${#THP_FILES[@]} == 0)); then
+		note "THP settings not saved: nothing writable in $dir"
+	fi
 }
 
 # Write back only what differs: some knobs reject a write of their current
@@ -250,7 +261,10 @@ report_klog() {
 		return 0
 	fi
 	bad=$(grep -cF -- "$KLOG_BAD" "$log") || true
-	((bad)) || { result pass kernel_log_clean; return 0; }
+	if ((bad == 0)); then
+		result pass kernel_log_clean
+		return 0
+	fi
 	note "kernel log: $bad suspicious line(s) since the start (all in $log):"
 	grep -F -- "$KLOG_BAD" "$log" | head -n 50 | prefixed
 	result fail kernel_log_clean
@@ -277,9 +291,13 @@ skip_reason() {
 end_test() {
 	local pid streamed
 
-	[[ -z $TEST_PID ]] || kill -KILL -- "-$TEST_PID" 2>/dev/null || true
-	TEST_PID=""
-	[[ -n $STREAM_PID ]] || return 0
+	if [[ -n $TEST_PID ]]; then
+		kill -KILL -- "-$TEST_PID" 2>/dev/null || true
+		TEST_PID=""
+	fi
+	if [[ -z $STREAM_PID ]]; then
+		return 0
+	fi
 	wait "$STREAM_PID" || true
 	STREAM_PID=""
 	# tail may stop short of the log's end (seen in a lab guest, whose log
@@ -301,7 +319,9 @@ end_test() {
 	done < <(find /proc/[0-9]*/fd -maxdepth 1 -printf '%l\t%h\n' 2>/dev/null |
 		LOG=$CURRENT_LOG awk -F '\t' '$1 == ENVIRON["LOG"] { split($2, p, "/"); if (!seen[p[3]]++) print p[3] }')
 	# An unterminated last line would swallow the result line.
-	[[ -z $(tail -c 1 -- "$CURRENT_LOG") ]] || out ""
+	if [[ -n $(tail -c 1 -- "$CURRENT_LOG") ]]; then
+		out ""
+	fi
 }
 
 # timeout(1) makes the test the leader of a process group of its own.  The
@@ -336,25 +356,29 @@ run_one() {
 		result fail "$name" "exit=$rc"
 	fi
 	# A failed run's numbers describe a broken run: not kept.
-	[[ -n $STORE && -f $metrics ]] || return 0
-	if ((rc == 0)); then
-		mkdir -p -- "$STORE/$name"
-		cp -- "$metrics" "$STORE/$name/$ROUND.json"
-	else
-		note "metrics of $name (round $ROUND) not kept: the test did not pass"
+	if [[ -n $STORE && -f $metrics ]]; then
+		if ((rc == 0)); then
+			mkdir -p -- "$STORE/$name"
+			cp -- "$metrics" "$STORE/$name/$ROUND.json"
+		else
+			note "metrics of $name (round $ROUND) not kept: the test did not pass"
+		fi
 	fi
 }
 
 report_metrics() {
 	local err rc=0
 
-	err=$(python3 "$GATE_PY" manifest "$STORE" --repeat "$REPEAT" "${QUICK[@]}" 2>&1) ||
+	if ! err=$(python3 "$GATE_PY" manifest "$STORE" --repeat "$REPEAT" "${QUICK[@]}" 2>&1); then
 		note "could not write $STORE/manifest.json: ${err%%$'\n'*}"
+	fi
 	if ((REPEAT > 1)); then
 		python3 "$GATE_PY" noise "$STORE" >"$RESULTS_DIR/noise.txt" 2>&1 || true
 		prefixed <"$RESULTS_DIR/noise.txt"
 	fi
-	[[ -n $GATE_DIR ]] || return 0
+	if [[ -z $GATE_DIR ]]; then
+		return 0
+	fi
 	python3 "$GATE_PY" compare "$GATE_DIR" "$STORE" "${RUN[@]/#/--test=}" \
 		>"$RESULTS_DIR/gate.txt" 2>&1 || rc=$?
 	prefixed <"$RESULTS_DIR/gate.txt"
@@ -390,8 +414,9 @@ on_exit() {
 	fi
 	end_test
 	thp_restore
-	[[ $DOC == open ]] || return 0
-	if [[ -z $SIGNALLED ]]; then
+	if [[ $DOC != open ]]; then
+		return
+	elif [[ -z $SIGNALLED ]]; then
 		note "run_tests.sh stopped early: this document is incomplete"
 		exit 1
 	fi
@@ -399,8 +424,12 @@ on_exit() {
 	for ((i = NUM; i < n; i++)); do
 		result fail "${RUN[i % ${#RUN[@]}]}" interrupted
 	done
-	((NUM != n)) || result fail kernel_log_clean interrupted
-	((NUM >= PLAN)) || result fail gate interrupted
+	if ((NUM == n)); then
+		result fail kernel_log_clean interrupted
+	fi
+	if ((NUM < PLAN)); then
+		result fail gate interrupted
+	fi
 	close_document
 }
 
@@ -410,7 +439,10 @@ main() {
 	parse_args "$@"
 	[[ $MODE == list ]] || resolve_timeout
 	select_tests
-	[[ $MODE != list ]] || { printf '%s\n' "${RUN[@]}"; return 0; }
+	if [[ $MODE == list ]]; then
+		printf '%s\n' "${RUN[@]}"
+		return 0
+	fi
 	prepare_run
 	trap on_exit EXIT
 	trap 'SIGNALLED=1; exit 129' HUP
@@ -420,15 +452,20 @@ main() {
 	trap 'DOC=closed; exit 141' PIPE
 	# Every round's tests, kernel_log_clean, and the gate if asked for.
 	PLAN=$((REPEAT * ${#RUN[@]} + 1))
-	[[ -z $GATE_DIR ]] || PLAN=$((PLAN + 1))
+	if [[ -n $GATE_DIR ]]; then
+		PLAN=$((PLAN + 1))
+	fi
 	DOC=open
 	out "TAP version 13"
 	out "1..$PLAN"
 	out "# timeout set to $TIMEOUT seconds; results in $RESULTS_DIR"
-	[[ -z $STORE ]] || out "# $REPEAT round(s); metrics of passing runs filed in $STORE"
+	if [[ -n $STORE ]]; then
+		out "# $REPEAT round(s); metrics of passing runs filed in $STORE"
+	fi
 	thp_save
-	[[ -n ${SNP_RMP_KLOG_FILE:-} ]] || { printf '%s\n' "$SNP_RMP_KLOG_MARKER" >/dev/kmsg; } 2>/dev/null ||
+	if [[ -z ${SNP_RMP_KLOG_FILE:-} ]] && ! { printf '%s\n' "$SNP_RMP_KLOG_MARKER" >/dev/kmsg; } 2>/dev/null; then
 		KLOG_UNREADABLE="cannot write /dev/kmsg (euid $EUID)"
+	fi
 	cd -- "$BUILD_DIR/x86_64"
 	for ((ROUND = 1; ROUND <= REPEAT; ROUND++)); do
 		if ((REPEAT > 1)); then
@@ -443,11 +480,17 @@ main() {
 	done
 	thp_restore
 	report_klog
-	[[ -z $STORE ]] || report_metrics
+	if [[ -n $STORE ]]; then
+		report_metrics
+	fi
 	close_document
 	# kselftest's rule: any failure wins, then "everything skipped".
-	((FAIL == 0)) || return 1
-	((PROG_SKIPS != REPEAT * ${#RUN[@]})) || return 4
+	if ((FAIL)); then
+		return 1
+	fi
+	if ((PROG_SKIPS == REPEAT * ${#RUN[@]})); then
+		return 4
+	fi
 }
 
 main "$@"
