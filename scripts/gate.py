@@ -212,8 +212,10 @@ def judge(test, name, b, c, opts):
         row.verdict = "info"
         return row
     p_lower, p_higher = mann_whitney(base, cur)
-    worse = cm < bm if better == "higher" else cm > bm
-    p_worse, p_better = (p_lower, p_higher) if better == "higher" else (p_higher, p_lower)
+    if better == "higher":
+        worse, p_worse, p_better = cm < bm, p_lower, p_higher
+    else:
+        worse, p_worse, p_better = cm > bm, p_higher, p_lower
     row.p = p_worse if worse else p_better
     big = row.change is None or abs(row.change) >= opts.min_effect
     if any(c is not None and c > opts.max_cv for c in (cv_percent(base), cv_percent(cur))):
@@ -252,33 +254,8 @@ NOISE = "{:<26} {:<10} {:>3} {:>12} {:>7}  {}"
 UNIT = 10  # unit column width; longer units are cut
 
 
-def cmd_compare(opts):
-    """Compare CURRENT with BASELINE; 1 if anything regressed.  All is judged
-    before anything is printed: bad input prints no half table."""
-    base_runs, base_manifest = load_runs(opts.baseline, need_manifest=True)
-    cur_runs, cur_manifest = load_runs(opts.current, need_manifest=False)
-    rows_by_test = []
-    for test in sorted(set(opts.test or []) or set(base_runs) | set(cur_runs)):
-        b_docs, c_docs = base_runs.get(test, []), cur_runs.get(test, [])
-        base, cur = series(test, b_docs), series(test, c_docs)
-        rows = [judge(test, name, base.get(name), cur.get(name), opts)
-                for name in sorted(set(base) | set(cur))]
-        rows_by_test.append((test, len(b_docs), len(c_docs), rows))
-    # Say when the two runs were not made alike: the numbers may differ for
-    # reasons other than the code.  Seeds are left out of the params: a run
-    # picks a new one each time, by design.
-    for key in ("kernel", "kernel_build", "kernel_config_sha256", "cpu", "cpus", "quick"):
-        b, c = base_manifest.get(key), cur_manifest.get(key)
-        if b is not None and c is not None and b != c:
-            print(f"gate: note: {key} differs: baseline {b!r}, current {c!r}")
-    for test in sorted(set(base_runs) & set(cur_runs)):
-        b, c = (runs[test][0].get("params") for runs in (base_runs, cur_runs))
-        if isinstance(b, dict) and isinstance(c, dict):
-            diff = [f"{k} {json.dumps(b.get(k))} -> {json.dumps(c.get(k))}"
-                    for k in sorted(set(b) | set(c))
-                    if not k.startswith("seed") and b.get(k) != c.get(k)]
-            if diff:
-                print(f"gate: note: {test}: params differ: {', '.join(diff)}")
+def print_compare(rows_by_test, opts):
+    """The comparison table, one block per test."""
     print(f"gate: regression = worse at one-sided p <= {opts.alpha:g} (exact "
           f"Mann-Whitney U) and by >= {opts.min_effect:g}% of the median; "
           f"CV > {opts.max_cv:g}% is noisy, not gated")
@@ -294,6 +271,40 @@ def cmd_compare(opts):
             print(TABLE.format(r.name, r.unit[:UNIT], fmt_median(r.base), fmt_median(r.cur),
                                fmt_pct(r.change) if r.base and r.cur else "-",
                                f"{r.p:.3g}" if r.p is not None else "-", r.verdict))
+
+
+def notes_on_context(base_manifest, cur_manifest, base_runs, cur_runs):
+    """Say when the two runs were not made alike: the numbers may differ
+    for reasons other than the code.  Seeds are left out of the params: a
+    run picks a new one each time, by design."""
+    for key in ("kernel", "kernel_build", "kernel_config_sha256", "cpu", "cpus", "quick"):
+        b, c = base_manifest.get(key), cur_manifest.get(key)
+        if b is not None and c is not None and b != c:
+            print(f"gate: note: {key} differs: baseline {b!r}, current {c!r}")
+    for test in sorted(set(base_runs) & set(cur_runs)):
+        b, c = (runs[test][0].get("params") for runs in (base_runs, cur_runs))
+        if isinstance(b, dict) and isinstance(c, dict):
+            diff = [f"{k} {json.dumps(b.get(k))} -> {json.dumps(c.get(k))}"
+                    for k in sorted(set(b) | set(c))
+                    if not k.startswith("seed") and b.get(k) != c.get(k)]
+            if diff:
+                print(f"gate: note: {test}: params differ: {', '.join(diff)}")
+
+
+def cmd_compare(opts):
+    """Compare CURRENT with BASELINE; 1 if anything regressed.  All is judged
+    before anything is printed: bad input prints no half table."""
+    base_runs, base_manifest = load_runs(opts.baseline, need_manifest=True)
+    cur_runs, cur_manifest = load_runs(opts.current, need_manifest=False)
+    rows_by_test = []
+    for test in sorted(set(opts.test or []) or set(base_runs) | set(cur_runs)):
+        b_docs, c_docs = base_runs.get(test, []), cur_runs.get(test, [])
+        base, cur = series(test, b_docs), series(test, c_docs)
+        rows = [judge(test, name, base.get(name), cur.get(name), opts)
+                for name in sorted(set(base) | set(cur))]
+        rows_by_test.append((test, len(b_docs), len(c_docs), rows))
+    notes_on_context(base_manifest, cur_manifest, base_runs, cur_runs)
+    print_compare(rows_by_test, opts)
     rows = [r for *_, rs in rows_by_test for r in rs]
     regressions = [r for r in rows if r.verdict == "regression"]
     compared = [r for r in rows if r.p is not None]
