@@ -135,5 +135,6 @@ void *rmpt_data_hva(struct rmpt_vm *rv, u64 gpa)
 void *rmpt_view_hva(struct rmpt_vm *rv, u64 gpa)
 {
 	TEST_ASSERT(rv->view, "no host view of private memory: %s", rv->view_why);
+	/* The offset into the shared mapping, which rmpt_data_hva() range-checks. */
 	return (char *)rv->view + ((char *)rmpt_data_hva(rv, gpa) - (char *)rv->data_hva);
 }
